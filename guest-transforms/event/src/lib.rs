@@ -1,0 +1,482 @@
+//! The event format runnel's host and guests agree on.
+//!
+//! Events are UTF-8 JSON objects, one per message. This crate owns the few
+//! operations the hot path needs on them, all without building a JSON DOM:
+//!
+//! - [`FieldScanner`] reads the values of a handful of fields in **one** pass
+//!   over an event, borrowing them from the input (skipped values are never
+//!   materialised);
+//! - [`Pointer`] names a field by JSON pointer (`/user_pseudo_id`, `/geo/country`);
+//! - [`parse_event_time`] turns a field into microseconds since the epoch;
+//! - [`key_text`] turns a field into a grouping key;
+//! - [`append_field`] adds a field to an event by editing its bytes.
+//!
+//! The guest SDK uses it inside WebAssembly, the host's decode stage uses it
+//! natively, so both sides accept and refuse exactly the same events.
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use std::fmt;
+
+/// How an event-time field is written (mirrors the WIT `time-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TimeFormat {
+    /// Integer microseconds since the Unix epoch.
+    #[default]
+    Micros,
+    /// Integer milliseconds since the Unix epoch.
+    Millis,
+    /// Integer or fractional seconds since the Unix epoch.
+    Seconds,
+    /// An RFC 3339 string.
+    Rfc3339,
+}
+
+impl TimeFormat {
+    /// Parses the names used in pipeline files: `us`, `ms`, `s`, `rfc3339`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "us" | "micros" | "microseconds" => Some(Self::Micros),
+            "ms" | "millis" | "milliseconds" => Some(Self::Millis),
+            "s" | "seconds" => Some(Self::Seconds),
+            "rfc3339" => Some(Self::Rfc3339),
+            _ => None,
+        }
+    }
+}
+
+/// A JSON pointer into an event (RFC 6901, without array indexes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pointer {
+    text: String,
+    segments: Vec<String>,
+}
+
+impl Pointer {
+    /// Parses `/a/b`. A bare name `a` is accepted as `/a`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let body = text.strip_prefix('/').unwrap_or(text);
+        if body.is_empty() {
+            return Err(format!(
+                "field pointer {text:?} is empty: name a field, e.g. \"/user_pseudo_id\""
+            ));
+        }
+        let segments = body
+            .split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        Ok(Self {
+            text: format!("/{body}"),
+            segments,
+        })
+    }
+
+    /// The top-level field this pointer starts at.
+    pub fn top(&self) -> &str {
+        &self.segments[0]
+    }
+
+    /// The pointer as written, e.g. `/geo/country`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Resolves the rest of the pointer below the top-level value.
+    pub fn descend<'a>(&self, top: &'a RawValue) -> Result<Option<&'a RawValue>, String> {
+        let mut current = top;
+        for segment in &self.segments[1..] {
+            let scanner = FieldScanner::new([segment.as_str()]);
+            match scanner.scan(current.get().as_bytes()) {
+                Ok(found) => match found.get(0) {
+                    Some(v) => current = v,
+                    None => return Ok(None),
+                },
+                Err(ScanError::NotAnObject) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(Some(current))
+    }
+}
+
+/// Why an event could not be scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanError {
+    /// The bytes are not valid JSON (serde_json's message, with position).
+    NotJson(String),
+    /// Valid JSON, but not an object.
+    NotAnObject,
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScanError::NotJson(e) => write!(f, "not valid JSON: {e}"),
+            ScanError::NotAnObject => write!(f, "not a JSON object"),
+        }
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+/// Reads a fixed set of top-level fields from events in one pass each.
+#[derive(Clone, Debug, Default)]
+pub struct FieldScanner {
+    names: Vec<String>,
+}
+
+/// The values one scan found, in the order the scanner's names were given.
+#[derive(Clone)]
+pub struct Scanned<'a> {
+    values: SmallVec<[Option<&'a RawValue>; 8]>,
+}
+
+impl<'a> Scanned<'a> {
+    /// The raw value of the `index`-th name, if the event has it.
+    pub fn get(&self, index: usize) -> Option<&'a RawValue> {
+        self.values.get(index).copied().flatten()
+    }
+}
+
+impl FieldScanner {
+    /// A scanner for these top-level names (duplicates are kept once).
+    pub fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
+        let mut scanner = Self::default();
+        for name in names {
+            scanner.index_of(name);
+        }
+        scanner
+    }
+
+    /// The index of `name`, adding it if it is new.
+    pub fn index_of(&mut self, name: &str) -> usize {
+        match self.names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name.to_string());
+                self.names.len() - 1
+            }
+        }
+    }
+
+    /// The index of `name` if the scanner reads it.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// Scans one event. The whole document is validated; only the wanted
+    /// values are kept, borrowed from `bytes`.
+    pub fn scan<'a>(&self, bytes: &'a [u8]) -> Result<Scanned<'a>, ScanError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let values = de::Deserializer::deserialize_any(
+            &mut de,
+            ObjectVisitor {
+                names: &self.names,
+            },
+        )
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ScanError::NotAnObject,
+            _ => ScanError::NotJson(e.to_string()),
+        })?;
+        de.end().map_err(|e| ScanError::NotJson(e.to_string()))?;
+        Ok(Scanned { values })
+    }
+}
+
+struct ObjectVisitor<'s> {
+    names: &'s [String],
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = SmallVec<[Option<&'de RawValue>; 8]>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut values: Self::Value = SmallVec::from_elem(None, self.names.len());
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match self.names.iter().position(|n| n.as_str() == key.as_ref()) {
+                Some(i) => values[i] = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// Deserialises an object key, borrowing it when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+/// Reads a raw JSON string without copying when it has no escapes.
+pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// The grouping key a field gives: a string's text, or a number's or
+/// boolean's literal. Null, objects and arrays are refused.
+pub fn key_text(raw: &RawValue) -> Result<Cow<'_, str>, String> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => raw_str(raw).ok_or_else(|| format!("key {text} is not a valid string")),
+        Some(b'-' | b'0'..=b'9') | Some(b't' | b'f') => Ok(Cow::Borrowed(text)),
+        _ => Err(format!(
+            "key is {}, expected a string or a number",
+            describe(text)
+        )),
+    }
+}
+
+fn describe(text: &str) -> String {
+    const MAX: usize = 60;
+    if text.len() > MAX {
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &text[..end])
+    } else {
+        text.to_string()
+    }
+}
+
+/// Turns a time field into microseconds since the Unix epoch.
+pub fn parse_event_time(raw: &RawValue, format: TimeFormat) -> Result<i64, String> {
+    let text = raw.get();
+    // Integers are also accepted when quoted ("1533290402351000"), as some
+    // exports write 64-bit numbers as strings.
+    let unquoted = raw_str(raw);
+    let number = unquoted.as_deref().unwrap_or(text);
+    let bad = |what: &str| {
+        format!(
+            "event time {} is not {what}",
+            describe(text)
+        )
+    };
+    match format {
+        TimeFormat::Micros => number
+            .parse::<i64>()
+            .map_err(|_| bad("an integer number of microseconds")),
+        TimeFormat::Millis => number
+            .parse::<i64>()
+            .ok()
+            .and_then(|ms| ms.checked_mul(1_000))
+            .ok_or_else(|| bad("an integer number of milliseconds")),
+        TimeFormat::Seconds => {
+            if let Ok(s) = number.parse::<i64>() {
+                return s
+                    .checked_mul(1_000_000)
+                    .ok_or_else(|| bad("a number of seconds in range"));
+            }
+            let s: f64 = number
+                .parse()
+                .map_err(|_| bad("a number of seconds"))?;
+            if s.is_finite() && s.abs() < 9.2e12 {
+                Ok((s * 1e6).round() as i64)
+            } else {
+                Err(bad("a number of seconds in range"))
+            }
+        }
+        TimeFormat::Rfc3339 => {
+            let s = unquoted.ok_or_else(|| bad("an RFC 3339 string"))?;
+            chrono::DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.timestamp_micros())
+                .map_err(|e| format!("event time {} is not RFC 3339: {e}", describe(text)))
+        }
+    }
+}
+
+/// Returns `event` with `"name": value_json` added as its last field.
+/// `value_json` must be a JSON value (e.g. `"\"Friday\""` or `42`).
+pub fn append_field(event: &[u8], name: &str, value_json: &str) -> Result<Vec<u8>, ScanError> {
+    let end = event
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .ok_or(ScanError::NotAnObject)?;
+    if event[end] != b'}' {
+        return Err(ScanError::NotAnObject);
+    }
+    let body = &event[..end];
+    let empty = body
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let name_json = serde_json::to_string(name).expect("a string always serialises");
+    let mut out = Vec::with_capacity(event.len() + name_json.len() + value_json.len() + 3);
+    out.extend_from_slice(body);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(name_json.as_bytes());
+    out.push(b':');
+    out.extend_from_slice(value_json.as_bytes());
+    out.push(b'}');
+    Ok(out)
+}
+
+/// The key and event-time fields a pipeline groups by, resolved in the same
+/// scan as any other fields a caller reads.
+#[derive(Clone, Debug)]
+pub struct KeyAndTime {
+    pub key: Option<(Pointer, usize)>,
+    pub time: Option<(Pointer, usize, TimeFormat)>,
+}
+
+impl KeyAndTime {
+    /// Registers the pointers' top-level fields with `scanner`.
+    pub fn new(
+        scanner: &mut FieldScanner,
+        key: Option<Pointer>,
+        time: Option<(Pointer, TimeFormat)>,
+    ) -> Self {
+        Self {
+            key: key.map(|p| {
+                let i = scanner.index_of(p.top());
+                (p, i)
+            }),
+            time: time.map(|(p, f)| {
+                let i = scanner.index_of(p.top());
+                (p, i, f)
+            }),
+        }
+    }
+
+    /// Reads the key from a scan; `Ok(None)` when no key field is configured.
+    pub fn key(&self, scanned: &Scanned<'_>) -> Result<Option<String>, String> {
+        let Some((pointer, index)) = &self.key else {
+            return Ok(None);
+        };
+        let raw = resolve(pointer, *index, scanned)?
+            .ok_or_else(|| format!("missing key field {}", pointer.as_str()))?;
+        key_text(raw).map(|k| Some(k.into_owned()))
+    }
+
+    /// Reads the event time from a scan; `Ok(None)` when none is configured.
+    pub fn time(&self, scanned: &Scanned<'_>) -> Result<Option<i64>, String> {
+        let Some((pointer, index, format)) = &self.time else {
+            return Ok(None);
+        };
+        let raw = resolve(pointer, *index, scanned)?
+            .ok_or_else(|| format!("missing event time field {}", pointer.as_str()))?;
+        parse_event_time(raw, *format).map(Some)
+    }
+}
+
+fn resolve<'a>(
+    pointer: &Pointer,
+    index: usize,
+    scanned: &Scanned<'a>,
+) -> Result<Option<&'a RawValue>, String> {
+    match scanned.get(index) {
+        None => Ok(None),
+        Some(top) => pointer.descend(top),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"event_date":"20180803","event_timestamp":1533290402351000,"event_name":"a\"b","user_pseudo_id":"A9","geo":{"country":"Brazil","city":null},"n":[1,2]}"#;
+
+    #[test]
+    fn scans_wanted_fields_in_one_pass() {
+        let scanner = FieldScanner::new(["user_pseudo_id", "event_name", "absent"]);
+        let s = scanner.scan(EVENT.as_bytes()).unwrap();
+        assert_eq!(s.get(0).unwrap().get(), "\"A9\"");
+        assert_eq!(raw_str(s.get(1).unwrap()).unwrap(), "a\"b");
+        assert!(s.get(2).is_none());
+    }
+
+    #[test]
+    fn refuses_bad_json_and_non_objects() {
+        let scanner = FieldScanner::new(["a"]);
+        assert!(matches!(scanner.scan(b"{\"a\":"), Err(ScanError::NotJson(_))));
+        assert!(matches!(scanner.scan(b"{\"a\":1} x"), Err(ScanError::NotJson(_))));
+        assert_eq!(scanner.scan(b"[1,2]").err(), Some(ScanError::NotAnObject));
+        assert_eq!(scanner.scan(b"\"s\"").err(), Some(ScanError::NotAnObject));
+    }
+
+    #[test]
+    fn resolves_nested_pointers_and_times() {
+        let mut scanner = FieldScanner::default();
+        let kt = KeyAndTime::new(
+            &mut scanner,
+            Some(Pointer::parse("/geo/country").unwrap()),
+            Some((Pointer::parse("event_timestamp").unwrap(), TimeFormat::Micros)),
+        );
+        let s = scanner.scan(EVENT.as_bytes()).unwrap();
+        assert_eq!(kt.key(&s).unwrap().as_deref(), Some("Brazil"));
+        assert_eq!(kt.time(&s).unwrap(), Some(1533290402351000));
+    }
+
+    #[test]
+    fn missing_and_null_keys_are_errors() {
+        let mut scanner = FieldScanner::default();
+        let kt = KeyAndTime::new(&mut scanner, Some(Pointer::parse("/geo/city").unwrap()), None);
+        let s = scanner.scan(EVENT.as_bytes()).unwrap();
+        assert!(kt.key(&s).unwrap_err().contains("key is null"));
+        let mut scanner = FieldScanner::default();
+        let kt = KeyAndTime::new(&mut scanner, Some(Pointer::parse("/user_id").unwrap()), None);
+        let s = scanner.scan(EVENT.as_bytes()).unwrap();
+        assert_eq!(kt.key(&s).unwrap_err(), "missing key field /user_id");
+    }
+
+    #[test]
+    fn time_formats() {
+        let raw = |s: &str| -> Box<RawValue> { RawValue::from_string(s.to_string()).unwrap() };
+        assert_eq!(parse_event_time(&raw("1500"), TimeFormat::Millis), Ok(1_500_000));
+        assert_eq!(parse_event_time(&raw("\"77\""), TimeFormat::Micros), Ok(77));
+        assert_eq!(parse_event_time(&raw("1.5"), TimeFormat::Seconds), Ok(1_500_000));
+        assert_eq!(
+            parse_event_time(&raw("\"2018-08-03T07:00:52.346001Z\""), TimeFormat::Rfc3339),
+            Ok(1_533_279_652_346_001)
+        );
+        assert!(parse_event_time(&raw("\"x\""), TimeFormat::Micros)
+            .unwrap_err()
+            .contains("not an integer"));
+        assert!(parse_event_time(&raw("1.5"), TimeFormat::Micros).is_err());
+    }
+
+    #[test]
+    fn appends_fields_by_editing_bytes() {
+        let out = append_field(b"{\"a\":1}\n", "weekday", "\"Friday\"").unwrap();
+        assert_eq!(out, b"{\"a\":1,\"weekday\":\"Friday\"}");
+        assert_eq!(append_field(b"{ }", "x", "1").unwrap(), b"{ \"x\":1}");
+        assert!(append_field(b"[1]", "x", "1").is_err());
+    }
+}

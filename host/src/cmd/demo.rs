@@ -1,0 +1,54 @@
+//! `runnel demo`: the workshop's pipeline on the bundled Flood It events,
+//! with the bundled plugins and no cloud — the embedded default.
+
+use anyhow::Result;
+use std::path::PathBuf;
+
+use crate::config::PipelineConfig;
+use crate::pipeline::{Counters, Overrides, Pipeline};
+use crate::sink::ndjson::NdjsonSink;
+use crate::sink::stdout::StdoutSink;
+use crate::sink::tee::TeeSink;
+use crate::sink::{Columns, Sink};
+use crate::source::file::FileSource;
+use crate::source::synthetic::FLOOD_IT_GZ;
+
+/// The demo's pipeline file, as shipped in `examples/demo.toml`.
+pub const DEMO_TOML: &str = include_str!("../../../examples/demo.toml");
+
+pub struct DemoOptions {
+    /// Keys shown per window.
+    pub top: usize,
+    /// Windows printed (all are computed).
+    pub windows: usize,
+    /// Also write every pane as NDJSON here.
+    pub output: Option<PathBuf>,
+    pub dead_letters: PathBuf,
+}
+
+pub fn run(opts: &DemoOptions) -> Result<Counters> {
+    let mut cfg = PipelineConfig::parse(DEMO_TOML)?;
+    cfg.dead_letters.path = opts.dead_letters.clone();
+    let table = StdoutSink::new(std::io::stdout(), opts.top, Some(opts.windows));
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(table)];
+    if let Some(path) = &opts.output {
+        let columns = Columns {
+            key: cfg.sink.key_column.clone(),
+            value: cfg.sink.value_column.clone(),
+        };
+        sinks.push(Box::new(NdjsonSink::create(path, columns)?));
+    }
+    let source = FileSource::from_reader("bundled:floodit-events.ndjson.gz", FLOOD_IT_GZ, true);
+    let overrides = Overrides {
+        source: Some(Box::new(source)),
+        sink: Some(Box::new(TeeSink(sinks))),
+    };
+    let mut pipeline = Pipeline::with_overrides(&cfg, overrides)?;
+    println!("runnel demo: Flood It events → add-weekday → events per user per minute → count-events\n");
+    let counters = pipeline.run()?;
+    if counters.panes > 0 && opts.windows > 0 {
+        println!("… (the first {} one-minute windows; --windows N shows more)", opts.windows);
+    }
+    super::print_summary(&counters, pipeline.dead_letters());
+    Ok(counters)
+}

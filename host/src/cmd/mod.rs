@@ -1,0 +1,33 @@
+//! The command-line commands; `main.rs` only parses arguments.
+
+pub mod check;
+pub mod demo;
+pub mod replay;
+pub mod run;
+
+use crate::pipeline::Counters;
+use crate::deadletter::DeadLetters;
+
+/// Prints a run's summary to stderr.
+pub fn print_summary(c: &Counters, dead: &DeadLetters) {
+    eprintln!();
+    eprintln!(
+        "{} events in {:.2} s ({:.0} events/s): {} windowed, {} filtered out, {} dead letters, {} panes",
+        c.events_in,
+        c.elapsed.as_secs_f64(),
+        c.events_per_second(),
+        c.elements,
+        c.filtered,
+        dead.total(),
+        c.panes
+    );
+    for ((stage, kind), n) in dead.counts() {
+        eprintln!("  dead letters: {n} at {} ({kind})", stage.as_str());
+    }
+    if dead.total() > 0 {
+        eprintln!("  dead letters are in {}", dead.path().display());
+    }
+    if c.transform_restarts > 0 {
+        eprintln!("  the transform plugin was restarted {} times after failures", c.transform_restarts);
+    }
+}

@@ -1,0 +1,423 @@
+//! The pipeline file (TOML): what to read, how to key, window and trigger,
+//! which plugins to run, where results and dead letters go. Parsing is
+//! strict (unknown keys are errors) and every error says what to change.
+//!
+//! See `docs/config.md` for the reference, and `examples/*.toml`.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use crate::replay::Windowing;
+use crate::window::watermark::WatermarkSpec;
+use crate::window::WindowSpec;
+use runnel_event::{Pointer, TimeFormat};
+
+/// A whole pipeline file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub event: EventConfig,
+    #[serde(default)]
+    pub transform: Option<PluginConfig>,
+    #[serde(default = "default_windowing")]
+    pub windowing: Windowing,
+    #[serde(default)]
+    pub watermark: Option<WatermarkSpec>,
+    #[serde(default = "default_aggregate")]
+    pub aggregate: PluginConfig,
+    #[serde(default)]
+    pub sink: SinkConfig,
+    #[serde(default)]
+    pub dead_letters: DeadLetterConfig,
+    #[serde(default)]
+    pub pipeline: RunConfig,
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+    /// The directory relative paths are resolved against (the file's own).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+fn default_windowing() -> Windowing {
+    Windowing {
+        window: WindowSpec::Fixed { size_s: 60.0 },
+        trigger: crate::window::TriggerSpec::Default,
+        accumulation: Default::default(),
+        allowed_lateness_s: 0.0,
+    }
+}
+
+fn default_aggregate() -> PluginConfig {
+    PluginConfig {
+        plugin: "count-events".into(),
+        config: PluginSettings::default(),
+    }
+}
+
+/// Where events come from.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// NDJSON, one event per line; `.gz` files are decompressed.
+    File { path: PathBuf },
+    /// Replays the bundled Flood It sample at `rate` events/s with event
+    /// timestamps rewritten to now; `events` caps the total (none = forever).
+    Synthetic {
+        #[serde(default = "default_rate")]
+        rate: f64,
+        #[serde(default)]
+        events: Option<u64>,
+    },
+}
+
+fn default_rate() -> f64 {
+    1000.0
+}
+
+/// How each event is keyed and timed, and how large it may be.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventConfig {
+    /// JSON pointer of the key field.
+    #[serde(default = "default_key")]
+    pub key: String,
+    /// JSON pointer of the event-time field, or `publish_time` (the
+    /// message's publish time, Beam's Pub/Sub default), or `arrival`.
+    #[serde(default = "default_time")]
+    pub time: String,
+    /// `us`, `ms`, `s` or `rfc3339`.
+    #[serde(default = "default_time_format")]
+    pub time_format: String,
+    /// Larger events go to the dead letters as `oversized`.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_key() -> String {
+    "/user_pseudo_id".into()
+}
+fn default_time() -> String {
+    "/event_timestamp".into()
+}
+fn default_time_format() -> String {
+    "us".into()
+}
+fn default_max_bytes() -> usize {
+    1 << 20
+}
+
+impl Default for EventConfig {
+    fn default() -> Self {
+        Self {
+            key: default_key(),
+            time: default_time(),
+            time_format: default_time_format(),
+            max_bytes: default_max_bytes(),
+        }
+    }
+}
+
+/// Where an event's time comes from, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventTime {
+    Field(Pointer, TimeFormat),
+    PublishTime,
+    Arrival,
+}
+
+impl EventConfig {
+    pub fn key_pointer(&self) -> Result<Pointer> {
+        Pointer::parse(&self.key).map_err(|e| anyhow::anyhow!("[event] key: {e}"))
+    }
+
+    pub fn event_time(&self) -> Result<EventTime> {
+        Ok(match self.time.as_str() {
+            "publish_time" => EventTime::PublishTime,
+            "arrival" => EventTime::Arrival,
+            field => {
+                let format = TimeFormat::from_name(&self.time_format).with_context(|| {
+                    format!(
+                        "[event] time_format {:?} is not one of us, ms, s, rfc3339",
+                        self.time_format
+                    )
+                })?;
+                EventTime::Field(Pointer::parse(field).map_err(|e| anyhow::anyhow!("[event] time: {e}"))?, format)
+            }
+        })
+    }
+}
+
+/// A plugin reference and its configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// A bundled plugin's name (`count-events`) or a path to a `.wasm` file.
+    pub plugin: String,
+    #[serde(default)]
+    pub config: PluginSettings,
+}
+
+/// A plugin's configuration: a string passed as is, or a TOML table passed
+/// as JSON.
+#[derive(Clone, Debug, Deserialize, Serialize, Default)]
+#[serde(untagged)]
+pub enum PluginSettings {
+    #[default]
+    None,
+    Text(String),
+    Table(toml::Table),
+}
+
+impl PluginSettings {
+    /// The configuration string the plugin's `init` receives.
+    pub fn to_config_string(&self) -> String {
+        match self {
+            PluginSettings::None => String::new(),
+            PluginSettings::Text(s) => s.clone(),
+            PluginSettings::Table(t) => serde_json::to_string(t).expect("a TOML table is JSON-representable"),
+        }
+    }
+}
+
+/// Where panes go.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    #[serde(rename = "type", default)]
+    pub kind: SinkKind,
+    /// `ndjson`: the output file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `stdout`: keys shown per window.
+    #[serde(default = "default_top")]
+    pub top: usize,
+    /// The key's column name in rows.
+    #[serde(default = "default_key_column")]
+    pub key_column: String,
+    /// The aggregate value's column name in rows.
+    #[serde(default = "default_value_column")]
+    pub value_column: String,
+}
+
+fn default_key_column() -> String {
+    "user_pseudo_id".into()
+}
+fn default_value_column() -> String {
+    "event_count".into()
+}
+fn default_top() -> usize {
+    5
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            kind: SinkKind::default(),
+            path: None,
+            top: default_top(),
+            key_column: default_key_column(),
+            value_column: default_value_column(),
+        }
+    }
+}
+
+/// The kinds of sink.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    /// A readable table: the `top` keys of every window.
+    #[default]
+    Stdout,
+    /// One JSON row per pane, to `path`.
+    Ndjson,
+    /// Discards rows (for benchmarks).
+    Null,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    #[serde(default = "default_dead_letter_path")]
+    pub path: PathBuf,
+}
+
+fn default_dead_letter_path() -> PathBuf {
+    "dead-letters.ndjson".into()
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        Self {
+            path: default_dead_letter_path(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Events per plugin call.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_batch_size() -> usize {
+    256
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch_size(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Wall-clock budget of one plugin call (one batch).
+    #[serde(default = "default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// Memory one plugin instance may use.
+    #[serde(default = "default_max_memory_mib")]
+    pub max_memory_mib: usize,
+}
+
+fn default_call_timeout_ms() -> u64 {
+    1000
+}
+fn default_max_memory_mib() -> usize {
+    64
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout_ms: default_call_timeout_ms(),
+            max_memory_mib: default_max_memory_mib(),
+        }
+    }
+}
+
+impl SandboxConfig {
+    pub fn limits(&self) -> crate::plugin::runtime::Limits {
+        crate::plugin::runtime::Limits {
+            call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
+            max_memory_bytes: self.max_memory_mib << 20,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Reads and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read pipeline file {}: check the path (examples/ has working ones)",
+                path.display()
+            )
+        })?;
+        let mut cfg = Self::parse(&text).with_context(|| format!("in pipeline file {}", path.display()))?;
+        cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(cfg)
+    }
+
+    /// Parses and validates pipeline TOML.
+    pub fn parse(text: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.event.key_pointer()?;
+        self.event.event_time()?;
+        self.windowing
+            .engine_config()
+            .map_err(|e| anyhow::anyhow!("[windowing]: {e}"))?;
+        if let Some(w) = &self.watermark {
+            crate::window::watermark::WatermarkEstimator::new(w).map_err(|e| anyhow::anyhow!("[watermark]: {e}"))?;
+        }
+        if self.pipeline.batch_size == 0 || self.pipeline.batch_size > 65_536 {
+            bail!("[pipeline] batch_size must be between 1 and 65536, got {}", self.pipeline.batch_size);
+        }
+        if self.sink.kind == SinkKind::Ndjson && self.sink.path.is_none() {
+            bail!("[sink] type = \"ndjson\" needs a path, e.g. path = \"out/panes.ndjson\"");
+        }
+        if self.event.max_bytes == 0 {
+            bail!("[event] max_bytes must be positive");
+        }
+        if self.sandbox.call_timeout_ms == 0 || self.sandbox.max_memory_mib == 0 {
+            bail!("[sandbox] call_timeout_ms and max_memory_mib must be positive");
+        }
+        if let SourceConfig::Synthetic { rate, .. } = &self.source {
+            if !(rate.is_finite() && *rate > 0.0) {
+                bail!("[source] rate must be a positive number of events per second, got {rate}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The watermark strategy: configured, or the source's natural one
+    /// (exact end-of-input for files, a bounded estimate for live sources).
+    pub fn watermark_spec(&self) -> WatermarkSpec {
+        self.watermark.clone().unwrap_or(match self.source {
+            SourceConfig::File { .. } => WatermarkSpec::EndOfInput,
+            SourceConfig::Synthetic { .. } => WatermarkSpec::default(),
+        })
+    }
+
+    /// Resolves a path from the file relative to the file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_file_uses_workshop_defaults() {
+        let cfg = PipelineConfig::parse("[source]\ntype = \"file\"\npath = \"x.ndjson\"\n").unwrap();
+        assert_eq!(cfg.event.key, "/user_pseudo_id");
+        assert_eq!(cfg.aggregate.plugin, "count-events");
+        assert_eq!(cfg.sink.value_column, "event_count");
+        assert_eq!(cfg.watermark_spec(), WatermarkSpec::EndOfInput);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = PipelineConfig::parse("[source]\ntype = \"kafka\"\n").unwrap_err().to_string();
+        assert!(e.contains("kafka"), "{e}");
+        let e = PipelineConfig::parse("[source]\ntype = \"file\"\npath = \"x\"\n[event]\ntime_format = \"hours\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("time_format"), "{e}");
+        let e = PipelineConfig::parse(
+            "[source]\ntype = \"file\"\npath = \"x\"\n[windowing]\nwindow = { type = \"fixed\", size_s = -1 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("size_s"), "{e}");
+        let e = PipelineConfig::parse("[source]\ntype = \"file\"\npath = \"x\"\n[sourc]\n").unwrap_err().to_string();
+        assert!(e.contains("sourc"), "{e}");
+    }
+
+    #[test]
+    fn plugin_tables_become_json() {
+        let cfg = PipelineConfig::parse(
+            "[source]\ntype = \"file\"\npath = \"x\"\n[transform]\nplugin = \"filter-events\"\nconfig = { event_names = [\"a\"] }\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.transform.unwrap().config.to_config_string(), r#"{"event_names":["a"]}"#);
+    }
+}

@@ -1,0 +1,147 @@
+//! Dead letters: where bad records go, with why and where they came from.
+//!
+//! One NDJSON record per refused event:
+//! `{"time", "stage", "reason", "source", "plugin", "payload"}` — `stage` is
+//! where it was refused (`decode`, `transform`, `window`, `aggregate`),
+//! `source` its provenance (`file.ndjson:17`), `plugin` the plugin version
+//! involved, and `payload` the original event as text (or `payload_base64`
+//! when it is not UTF-8). Nothing refused is ever dropped silently.
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// The stage that refused a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Decode,
+    Transform,
+    Window,
+    Aggregate,
+}
+
+impl Stage {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Transform => "transform",
+            Stage::Window => "window",
+            Stage::Aggregate => "aggregate",
+        }
+    }
+}
+
+/// One dead letter as written.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DeadLetter {
+    pub time: String,
+    pub stage: Stage,
+    pub reason: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+}
+
+impl DeadLetter {
+    /// The original event bytes.
+    pub fn payload_bytes(&self) -> Vec<u8> {
+        match (&self.payload, &self.payload_base64) {
+            (Some(p), _) => p.as_bytes().to_vec(),
+            (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Writes dead letters and counts them by stage and reason kind.
+pub struct DeadLetters {
+    out: BufWriter<std::fs::File>,
+    path: PathBuf,
+    counts: BTreeMap<(Stage, String), u64>,
+    total: u64,
+}
+
+/// The kind of a reason for counting: its text up to the first colon.
+fn reason_kind(reason: &str) -> String {
+    reason.split(':').next().unwrap_or(reason).trim().chars().take(60).collect()
+}
+
+impl DeadLetters {
+    pub fn create(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| {
+                format!("cannot open the dead-letter file {}: check [dead_letters] path", path.display())
+            })?;
+        Ok(Self {
+            out: BufWriter::new(file),
+            path: path.to_path_buf(),
+            counts: BTreeMap::new(),
+            total: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write(&mut self, stage: Stage, reason: &str, source: String, plugin: Option<&str>, payload: &[u8]) -> Result<()> {
+        let (text, b64) = match std::str::from_utf8(payload) {
+            Ok(s) => (Some(s.to_string()), None),
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(payload))),
+        };
+        let record = DeadLetter {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            stage,
+            reason: reason.to_string(),
+            source,
+            plugin: plugin.map(str::to_string),
+            payload: text,
+            payload_base64: b64,
+        };
+        serde_json::to_writer(&mut self.out, &record)?;
+        self.out.write_all(b"\n")?;
+        *self.counts.entry((stage, reason_kind(reason))).or_default() += 1;
+        self.total += 1;
+        Ok(())
+    }
+
+    /// Makes everything written so far durable (before acknowledging input).
+    pub fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("cannot write dead letters to {}", self.path.display()))
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Counts by (stage, kind of reason).
+    pub fn counts(&self) -> &BTreeMap<(Stage, String), u64> {
+        &self.counts
+    }
+}
+
+/// Reads a dead-letter file.
+pub fn read(path: &Path) -> Result<Vec<DeadLetter>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1)))
+        .collect()
+}

@@ -1,0 +1,36 @@
+//! # runnel: a streaming pipeline host
+//!
+//! Click events in (a file, a synthetic stream, Google Cloud Pub/Sub),
+//! a per-event transform and a per-key aggregation as WebAssembly plugins,
+//! event-time windows and triggers with Apache Beam's semantics, results out.
+//!
+//! ## Layout
+//! One module per stage of an event's way through the host:
+//!
+//! - [`config`]: the pipeline file (TOML), validated with actionable errors;
+//! - [`source`]: where events come from (file, synthetic), with provenance;
+//! - [`decode`]: the host's one-pass read of an event's key and event time;
+//! - [`plugin`]: the wasmtime engine, contract checks, transform and
+//!   aggregate callers, the sandbox, the bundled guests;
+//! - [`window`]: assigners, triggers, watermarks, the per-(key, window)
+//!   engine and its panes;
+//! - [`accumulate`]: running the engine's accumulator operations against an
+//!   aggregate (the WebAssembly one, or a native count);
+//! - [`sink`]: stdout table, NDJSON, null;
+//! - [`deadletter`]: where bad records go, with reason and provenance;
+//! - [`pipeline`]: wires the stages together;
+//! - [`replay`]: the deterministic harness behind `runnel replay` and the
+//!   Beam conformance tests;
+//! - [`cmd`]: the command-line commands (`main.rs` only parses arguments).
+
+pub mod accumulate;
+pub mod cmd;
+pub mod config;
+pub mod deadletter;
+pub mod decode;
+pub mod pipeline;
+pub mod plugin;
+pub mod replay;
+pub mod sink;
+pub mod source;
+pub mod window;

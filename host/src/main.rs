@@ -1,0 +1,116 @@
+//! The `runnel` command line. Parsing only; the commands live in `runnel::cmd`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use runnel::cmd;
+
+/// runnel — a streaming pipeline host.
+///
+/// Click events in, a per-event transform and a per-key aggregation as
+/// WebAssembly plugins, event-time windows and triggers with Apache Beam's
+/// semantics, results out. Start with `runnel demo`.
+#[derive(Parser)]
+#[command(name = "runnel", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    /// Write logs as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the workshop pipeline on the bundled Flood It events, no cloud needed.
+    ///
+    /// Flood It click events → add-weekday (WASM) → key by user_pseudo_id,
+    /// 1-minute fixed windows → count-events (WASM) → the most active users
+    /// of every minute, then a summary. The pipeline is examples/demo.toml.
+    Demo {
+        /// Users shown per minute.
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+        /// Minutes printed (all 1,441 are computed).
+        #[arg(long, default_value_t = 15)]
+        windows: usize,
+        /// Also write every pane as NDJSON to this file.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Where refused events go.
+        #[arg(long, default_value = "runnel-demo-dead-letters.ndjson")]
+        dead_letters: PathBuf,
+    },
+    /// Run a pipeline file (TOML; see docs/config.md and examples/).
+    Run {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a plugin against the contract: its world, exports, size, or why it is refused.
+    Check {
+        /// A .wasm component, or a bundled plugin's name.
+        plugin: PathBuf,
+    },
+    /// Replay a scripted stream (Beam TestStream-style) and print every pane as NDJSON.
+    ///
+    /// The scenario format is docs/replay-format.md. With --golden, the panes
+    /// are compared with expected ones and a difference is an error.
+    Replay {
+        /// The scenario (NDJSON).
+        scenario: PathBuf,
+        /// The aggregate plugin that counts (a .wasm file or a bundled name).
+        #[arg(long, default_value = "count-events")]
+        aggregate: String,
+        /// Expected panes (NDJSON) to compare with.
+        #[arg(long)]
+        golden: Option<PathBuf>,
+    },
+}
+
+fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo { top, windows, output, dead_letters } => {
+            cmd::demo::run(&cmd::demo::DemoOptions { top, windows, output, dead_letters })?;
+        }
+        Command::Run { config } => {
+            cmd::run::run(&config)?;
+        }
+        Command::Check { plugin } => {
+            let report = cmd::check::run(&plugin)?;
+            println!("{}: OK, a runnel plugin\n{report}", plugin.display());
+        }
+        Command::Replay { scenario, aggregate, golden } => {
+            cmd::replay::run(&scenario, &aggregate, golden.as_deref(), &mut std::io::stdout().lock())?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The pipeline: one event's way through the host.
+//!
+//! ```text
+//! source ─► decode ─► transform (guest) ─► key + event time ─► window + trigger
+//!                                                                   │
+//!        dead letters ◄── any stage's bad record                    ▼
+//!                            sink ◄── panes ◄── aggregate (guest) ◄─┘
+//! ```
+//!
+//! Each source batch goes through the transform in one plugin call; every
+//! resulting element is windowed and triggered one by one (Beam's rules);
+//! the accumulator operations that produces run against the aggregate in as
+//! few calls as possible; then the watermark advances, and fired panes go to
+//! the sink. Dead letters are flushed before panes are written.
+
+use anyhow::{Context, Result};
+use std::time::{Duration, Instant};
+
+use crate::accumulate::{Accumulators, EventBatch};
+use crate::config::{EventTime, PipelineConfig, SinkKind, SourceConfig};
+use crate::deadletter::{DeadLetters, Stage};
+use crate::decode::Decoder;
+use crate::plugin::aggregate::AggregatePlugin;
+use crate::plugin::runtime::PluginRuntime;
+use crate::plugin::transform::TransformPlugin;
+use crate::plugin::PluginSource;
+use crate::sink::{ndjson::NdjsonSink, stdout::StdoutSink, Columns, NullSink, Provenance, Sink};
+use crate::source::{file::FileSource, now_us, synthetic::SyntheticSource, Source, SourceBatch};
+use crate::window::watermark::WatermarkEstimator;
+use crate::window::{Admission, WindowEngine};
+
+/// What a run did.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    /// Events read from the source.
+    pub events_in: u64,
+    /// Input events that produced no output (a filter dropped them).
+    pub filtered: u64,
+    /// Elements handed to windowing (transform outputs).
+    pub elements: u64,
+    /// Elements dropped as too late or for a closed window (also dead letters).
+    pub late: u64,
+    pub dead_letters: u64,
+    pub panes: u64,
+    pub transform_restarts: u64,
+    pub elapsed: Duration,
+}
+
+impl Counters {
+    pub fn events_per_second(&self) -> f64 {
+        self.events_in as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A configured, ready-to-run pipeline.
+pub struct Pipeline {
+    runtime: PluginRuntime,
+    source: Box<dyn Source>,
+    decoder: Decoder,
+    transform: Option<TransformPlugin>,
+    engine: WindowEngine,
+    watermark: WatermarkEstimator,
+    aggregate: Box<dyn Accumulators>,
+    sink: Box<dyn Sink>,
+    dead: DeadLetters,
+    provenance: Provenance,
+    batch_size: usize,
+    max_bytes: usize,
+    counters: Counters,
+    agg_events: EventBatch,
+    /// For each element of the current batch: its source event's index.
+    element_sources: Vec<u32>,
+}
+
+/// Parts a caller supplies instead of the configured ones (the demo's
+/// embedded data and table, tests' sources).
+#[derive(Default)]
+pub struct Overrides {
+    pub source: Option<Box<dyn Source>>,
+    pub sink: Option<Box<dyn Sink>>,
+}
+
+/// Plugin version label: `name@hash`.
+fn label(source: &PluginSource) -> String {
+    format!("{}@{}", source.name, source.hash)
+}
+
+impl Pipeline {
+    /// Builds a pipeline from a validated config.
+    pub fn from_config(cfg: &PipelineConfig) -> Result<Self> {
+        Self::with_overrides(cfg, Overrides::default())
+    }
+
+    /// Builds a pipeline, with some parts supplied by the caller.
+    pub fn with_overrides(cfg: &PipelineConfig, overrides: Overrides) -> Result<Self> {
+        let runtime = PluginRuntime::new(cfg.sandbox.limits())?;
+        let source: Box<dyn Source> = match (overrides.source, &cfg.source) {
+            (Some(s), _) => s,
+            (None, SourceConfig::File { path }) => Box::new(FileSource::open(&cfg.resolve(path))?),
+            (None, SourceConfig::Synthetic { rate, events }) => Box::new(SyntheticSource::new(*rate, *events)),
+        };
+        let decoder = Decoder::new(cfg.event.key_pointer()?, cfg.event.event_time()?);
+        let transform = cfg
+            .transform
+            .as_ref()
+            .map(|t| -> Result<TransformPlugin> {
+                let source = PluginSource::resolve(&t.plugin, &cfg.base_dir).context("[transform] plugin")?;
+                TransformPlugin::load(&runtime, source, &t.config.to_config_string(), &decoder.fields_spec())
+                    .context("[transform] plugin refused")
+            })
+            .transpose()?;
+        let agg_source = PluginSource::resolve(&cfg.aggregate.plugin, &cfg.base_dir).context("[aggregate] plugin")?;
+        let aggregate = AggregatePlugin::load(&runtime, agg_source, &cfg.aggregate.config.to_config_string())
+            .context("[aggregate] plugin refused")?;
+        let provenance = Provenance {
+            transform: transform.as_ref().map(|t| label(&t.source)),
+            aggregate: label(&aggregate.source),
+        };
+        let columns = Columns {
+            key: cfg.sink.key_column.clone(),
+            value: cfg.sink.value_column.clone(),
+        };
+        let sink: Box<dyn Sink> = match overrides.sink {
+            Some(s) => s,
+            None => match cfg.sink.kind {
+                SinkKind::Stdout => Box::new(StdoutSink::new(std::io::stdout(), cfg.sink.top, None)),
+                SinkKind::Ndjson => {
+                    let path = cfg.sink.path.as_ref().expect("validated: ndjson has a path");
+                    Box::new(NdjsonSink::create(&cfg.resolve(path), columns)?)
+                }
+                SinkKind::Null => Box::new(NullSink),
+            },
+        };
+        let engine_cfg = cfg.windowing.engine_config().map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            runtime,
+            source,
+            decoder,
+            transform,
+            engine: WindowEngine::new(engine_cfg),
+            watermark: WatermarkEstimator::new(&cfg.watermark_spec()).map_err(anyhow::Error::msg)?,
+            aggregate: Box::new(aggregate),
+            sink,
+            dead: DeadLetters::create(&cfg.resolve(&cfg.dead_letters.path))?,
+            provenance,
+            batch_size: cfg.pipeline.batch_size,
+            max_bytes: cfg.event.max_bytes,
+            counters: Counters::default(),
+            agg_events: EventBatch::default(),
+            element_sources: Vec::new(),
+        })
+    }
+
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.dead
+    }
+
+    pub fn engine(&self) -> &WindowEngine {
+        &self.engine
+    }
+
+    /// Runs until a bounded source ends; then closes every window.
+    pub fn run(&mut self) -> Result<Counters> {
+        let started = Instant::now();
+        while let Some(mut batch) = self.source.next_batch(self.batch_size)? {
+            let now = now_us();
+            self.engine.advance_processing_time(now);
+            self.process_batch(&mut batch, now)?;
+            self.flush()?;
+            self.engine.advance_watermark(self.watermark.current(now));
+            self.flush()?;
+        }
+        self.engine.advance_watermark(i64::MAX);
+        self.flush()?;
+        self.sink.finish()?;
+        self.dead.flush()?;
+        self.counters.dead_letters = self.dead.total();
+        self.counters.elapsed = started.elapsed();
+        Ok(self.counters.clone())
+    }
+
+    fn process_batch(&mut self, batch: &mut SourceBatch, now: i64) -> Result<()> {
+        let n = batch.events.len();
+        self.counters.events_in += n as u64;
+        self.agg_events.clear();
+        self.element_sources.clear();
+        // Oversized events never reach a plugin.
+        let mut kept: Vec<u32> = (0..n as u32).collect();
+        if (0..n).any(|i| batch.events.get(i).len() > self.max_bytes) {
+            let mut smaller = EventBatch::default();
+            kept.clear();
+            for i in 0..n {
+                let event = batch.events.get(i);
+                if event.len() > self.max_bytes {
+                    let reason = format!("oversized: {} bytes, the limit is {} ([event] max_bytes)", event.len(), self.max_bytes);
+                    self.dead.write(Stage::Decode, &reason, batch.provenance(i), None, event)?;
+                } else {
+                    smaller.push(event);
+                    kept.push(i as u32);
+                }
+            }
+            batch.events = smaller;
+        }
+        let needs_payload = self.aggregate.needs_payload();
+        if let Some(transform) = &mut self.transform {
+            let out = transform.transform(&self.runtime, &mut batch.events);
+            self.counters.transform_restarts += out.restarts as u64;
+            let plugin = label(&transform.source);
+            let mut produced = vec![false; batch.events.len()];
+            for r in &out.rejected {
+                produced[r.source as usize] = true;
+                let orig = kept[r.source as usize] as usize;
+                self.dead.write(Stage::Transform, &r.reason, batch.provenance(orig), Some(&plugin), batch.events.get(r.source as usize))?;
+            }
+            for e in &out.emitted {
+                produced[e.source as usize] = true;
+                let payload = e.payload.as_deref().unwrap_or_else(|| batch.events.get(e.source as usize));
+                let orig = kept[e.source as usize];
+                let decoded = match (&e.key, e.event_time_us) {
+                    (Some(k), Some(t)) => Ok((std::borrow::Cow::Borrowed(k.as_str()), Some(t))),
+                    _ => self.decoder.decode(payload).map(|(k, t)| {
+                        (e.key.as_deref().map(std::borrow::Cow::Borrowed).unwrap_or(k), e.event_time_us.or(t))
+                    }),
+                };
+                let ts = |t: Option<i64>| match self.decoder.event_time() {
+                    EventTime::Field(..) => t,
+                    EventTime::PublishTime => Some(batch.publish_times[orig as usize]),
+                    EventTime::Arrival => Some(now),
+                };
+                match decoded {
+                    Ok((key, t)) => {
+                        let ts = ts(t).expect("a field time is decoded or returned");
+                        admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
+                              &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, payload, orig, batch)?;
+                    }
+                    Err(reason) => {
+                        self.dead.write(Stage::Decode, &reason, batch.provenance(orig as usize), Some(&plugin), payload)?;
+                    }
+                }
+            }
+            self.counters.filtered += produced.iter().filter(|p| !**p).count() as u64;
+        } else {
+            for i in 0..batch.events.len() {
+                let event = batch.events.get(i);
+                let orig = kept[i];
+                match self.decoder.decode(event) {
+                    Ok((key, t)) => {
+                        let ts = match self.decoder.event_time() {
+                            EventTime::Field(..) => t.expect("decoded with the field"),
+                            EventTime::PublishTime => batch.publish_times[orig as usize],
+                            EventTime::Arrival => now,
+                        };
+                        admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
+                              &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, event, orig, batch)?;
+                    }
+                    Err(reason) => {
+                        self.dead.write(Stage::Decode, &reason, batch.provenance(orig as usize), None, event)?;
+                    }
+                }
+            }
+        }
+        // The aggregate's refusals name element numbers; map them back.
+        let (ops, mut panes) = self.engine.drain();
+        let rejected = self.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?;
+        for r in rejected {
+            let element = r.event as usize;
+            let payload = if needs_payload { self.agg_events.get(element).to_vec() } else { Vec::new() };
+            let source = self.element_sources.get(element).map(|&s| batch.provenance(s as usize)).unwrap_or_default();
+            self.dead.write(Stage::Aggregate, &r.reason, source, Some(&self.provenance.aggregate), &payload)?;
+        }
+        self.write_panes(panes)
+    }
+
+    /// Runs pending accumulator operations and writes the panes they fill.
+    fn flush(&mut self) -> Result<()> {
+        if !self.engine.has_output() {
+            return Ok(());
+        }
+        let (ops, mut panes) = self.engine.drain();
+        // Only extracts and releases are pending here: no payloads needed.
+        let mut none = EventBatch::default();
+        self.aggregate.apply(&ops, &mut none, &mut panes)?;
+        self.write_panes(panes)
+    }
+
+    fn write_panes(&mut self, panes: Vec<crate::window::Pane>) -> Result<()> {
+        // Dead letters are durable before results are written.
+        self.dead.flush()?;
+        if !panes.is_empty() {
+            self.counters.panes += panes.len() as u64;
+            self.sink.write(&panes, &self.provenance)?;
+        }
+        Ok(())
+    }
+}
+
+/// Hands one element to the window engine, dead-lettering it if it is late.
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    engine: &mut WindowEngine,
+    agg_events: &mut EventBatch,
+    element_sources: &mut Vec<u32>,
+    watermark: &mut WatermarkEstimator,
+    dead: &mut DeadLetters,
+    counters: &mut Counters,
+    needs_payload: bool,
+    now: i64,
+    key: &str,
+    ts: i64,
+    payload: &[u8],
+    source: u32,
+    batch: &SourceBatch,
+) -> Result<()> {
+    let element = element_sources.len() as u32;
+    element_sources.push(source);
+    if needs_payload {
+        agg_events.push(payload);
+    }
+    counters.elements += 1;
+    watermark.observe(ts, now);
+    match engine.process(key, ts, element) {
+        Admission::Accepted => Ok(()),
+        Admission::Late => {
+            counters.late += 1;
+            let reason = format!(
+                "late: event time {ts} is behind the watermark {} by more than the allowed lateness",
+                engine.watermark()
+            );
+            dead.write(Stage::Window, &reason, batch.provenance(source as usize), None, payload)
+        }
+        Admission::Closed => {
+            counters.late += 1;
+            dead.write(
+                Stage::Window,
+                "window closed: its trigger has finished (Beam drops such elements)",
+                batch.provenance(source as usize),
+                None,
+                payload,
+            )
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Calling an aggregate plugin: it runs the window engine's accumulator
+//! operations, batching consecutive operations of one kind into one call
+//! (all the adds of a batch are usually a single `add` call).
+//!
+//! Accumulators live inside the guest instance. If the guest traps, that
+//! state is gone, so a failed call is an error for the whole pipeline run
+//! (nothing is acknowledged, so an at-least-once source redelivers); a
+//! refused add (`Err` from the guest's `add`) only dead-letters its event.
+
+use anyhow::{anyhow, Context, Result};
+use wasmtime::Store;
+
+use super::bindings::aggregate::exports::runnel::plugin::aggregator as contract;
+use super::bindings::aggregate::runnel::plugin::types as wit;
+use super::bindings::aggregate::{Aggregate, AggregatePre};
+use super::contract::{load, Kind, Report};
+use super::runtime::{describe_failure, Limits, PluginRuntime, PluginState};
+use super::PluginSource;
+use crate::accumulate::{Accumulators, EventBatch, RejectedAdd};
+use crate::window::{AccOp, Pane, Value};
+
+/// A loaded, initialised aggregate plugin.
+pub struct AggregatePlugin {
+    store: Store<PluginState>,
+    instance: Aggregate,
+    info: contract::AggregateInfo,
+    pub source: PluginSource,
+    pub report: Report,
+    limits: Limits,
+    ticks: u64,
+    adds: Vec<contract::SlotInput>,
+    /// The batch event each queued add is for (`adds[i].event` is 0 when
+    /// the plugin reads no payloads).
+    add_events: Vec<u32>,
+    slots: Vec<u32>,
+    empty: wit::EventBatch,
+}
+
+impl AggregatePlugin {
+    pub fn load(runtime: &PluginRuntime, source: PluginSource, config: &str) -> Result<Self> {
+        let (component, report) = load(runtime, &source, Kind::Aggregate)?;
+        let pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} needs imports runnel does not provide", source.name))?;
+        let pre = AggregatePre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+            format!(
+                "{} exports the aggregator interface with the wrong types; rebuild it with \
+                 this repository's guest SDK",
+                source.name
+            )
+        })?;
+        let limits = runtime.limits();
+        let mut store = runtime.new_store();
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow!(describe_failure(&e, limits)))
+            .with_context(|| format!("{} refused to start", source.name))?;
+        runtime.arm(&mut store);
+        let info = instance
+            .runnel_plugin_aggregator()
+            .call_init(&mut store, config)
+            .map_err(|e| anyhow!(describe_failure(&e, limits)))
+            .with_context(|| format!("{} refused to start", source.name))?
+            .map_err(|reason| anyhow!("{} refused its configuration: {reason}", source.name))?;
+        let ticks = (limits.call_timeout.as_millis() / super::runtime::TICK.as_millis()).max(1) as u64;
+        Ok(Self {
+            store,
+            instance,
+            info,
+            source,
+            report,
+            limits,
+            ticks,
+            adds: Vec::new(),
+            add_events: Vec::new(),
+            slots: Vec::new(),
+            empty: wit::EventBatch { bytes: Vec::new(), ends: Vec::new() },
+        })
+    }
+
+    /// The accumulator encoding the plugin declares (for hot-reload carry-over).
+    pub fn state_format(&self) -> &str {
+        &self.info.state_format
+    }
+
+    fn fail(&self, what: &str, err: wasmtime::Error) -> anyhow::Error {
+        anyhow!(
+            "aggregate plugin {} failed in `{what}`: {}; its accumulators are lost, so the run \
+             stops without acknowledging unwritten input",
+            self.source.name,
+            describe_failure(&err, self.limits)
+        )
+    }
+
+    fn flush_adds(&mut self, events: &mut EventBatch, rejected: &mut Vec<RejectedAdd>) -> Result<()> {
+        if self.adds.is_empty() {
+            return Ok(());
+        }
+        self.store.set_epoch_deadline(self.ticks);
+        let agg = self.instance.runnel_plugin_aggregator();
+        let result = if self.info.needs_payload {
+            let batch = wit::EventBatch {
+                bytes: std::mem::take(&mut events.bytes),
+                ends: std::mem::take(&mut events.ends),
+            };
+            let r = agg.call_add(&mut self.store, &batch, &self.adds);
+            events.bytes = batch.bytes;
+            events.ends = batch.ends;
+            r
+        } else {
+            agg.call_add(&mut self.store, &self.empty, &self.adds)
+        };
+        let refused = result.map_err(|e| self.fail("add", e))?;
+        for r in refused {
+            if let Some(&event) = self.add_events.get(r.index as usize) {
+                rejected.push(RejectedAdd { event, reason: r.reason });
+            }
+        }
+        self.adds.clear();
+        self.add_events.clear();
+        Ok(())
+    }
+}
+
+impl Accumulators for AggregatePlugin {
+    fn needs_payload(&self) -> bool {
+        self.info.needs_payload
+    }
+
+    fn apply(&mut self, ops: &[AccOp], events: &mut EventBatch, panes: &mut [Pane]) -> Result<Vec<RejectedAdd>> {
+        let mut rejected = Vec::new();
+        let mut i = 0;
+        while i < ops.len() {
+            match &ops[i] {
+                AccOp::Add { .. } => {
+                    while let Some(AccOp::Add { slot, event }) = ops.get(i) {
+                        self.adds.push(contract::SlotInput {
+                            slot: *slot,
+                            event: if self.info.needs_payload { *event } else { 0 },
+                        });
+                        self.add_events.push(*event);
+                        i += 1;
+                    }
+                    self.flush_adds(events, &mut rejected)?;
+                }
+                AccOp::Merge { target, sources } => {
+                    self.store.set_epoch_deadline(self.ticks);
+                    self.instance
+                        .runnel_plugin_aggregator()
+                        .call_merge(&mut self.store, *target, sources)
+                        .map_err(|e| self.fail("merge", e))?;
+                    i += 1;
+                }
+                AccOp::Extract { .. } => {
+                    let start = i;
+                    self.slots.clear();
+                    while let Some(AccOp::Extract { slot, .. }) = ops.get(i) {
+                        self.slots.push(*slot);
+                        i += 1;
+                    }
+                    self.store.set_epoch_deadline(self.ticks);
+                    let values = self
+                        .instance
+                        .runnel_plugin_aggregator()
+                        .call_extract(&mut self.store, &self.slots)
+                        .map_err(|e| self.fail("extract", e))?;
+                    if values.len() != self.slots.len() {
+                        return Err(anyhow!(
+                            "aggregate plugin {} returned {} values for {} accumulators",
+                            self.source.name,
+                            values.len(),
+                            self.slots.len()
+                        ));
+                    }
+                    for (op, v) in ops[start..i].iter().zip(values) {
+                        if let AccOp::Extract { pane, .. } = op {
+                            panes[*pane as usize].value = Some(match v {
+                                contract::Value::Int(v) => Value::Int(v),
+                                contract::Value::Float(v) => Value::Float(v),
+                                contract::Value::Text(v) => Value::Text(v),
+                                contract::Value::Json(v) => Value::Json(v),
+                            });
+                        }
+                    }
+                }
+                AccOp::Release { .. } => {
+                    self.slots.clear();
+                    while let Some(AccOp::Release { slot }) = ops.get(i) {
+                        self.slots.push(*slot);
+                        i += 1;
+                    }
+                    self.store.set_epoch_deadline(self.ticks);
+                    self.instance
+                        .runnel_plugin_aggregator()
+                        .call_release(&mut self.store, &self.slots)
+                        .map_err(|e| self.fail("release", e))?;
+                }
+            }
+        }
+        Ok(rejected)
+    }
+}

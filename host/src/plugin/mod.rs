@@ -1,0 +1,73 @@
+//! WebAssembly plugins: one wasmtime engine, loading components and checking
+//! them against the contract in `wit/`, and calling transforms and
+//! aggregates inside a sandbox.
+//!
+//! - [`runtime`]: the `Engine`, the WASI linker (nothing granted), the epoch
+//!   ticker behind per-call time budgets, and per-store memory limits;
+//! - [`contract`]: which world a component implements, or why it implements none;
+//! - [`transform`] / [`aggregate`]: typed callers with trap handling;
+//! - [`bundled`]: the guests compiled into the `runnel` binary.
+
+pub mod aggregate;
+pub mod bindings;
+pub mod bundled;
+pub mod contract;
+pub mod runtime;
+pub mod transform;
+
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A plugin's bytes and where they came from.
+#[derive(Clone)]
+pub struct PluginSource {
+    /// A path, or `bundled:NAME`.
+    pub name: String,
+    pub bytes: Arc<[u8]>,
+    /// The first 16 hex digits of the BLAKE3 hash of `bytes`: the plugin's
+    /// version as recorded in panes and dead letters.
+    pub hash: String,
+}
+
+impl PluginSource {
+    pub fn from_bytes(name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
+        let bytes = bytes.into();
+        let hash = blake3::hash(&bytes).to_hex()[..16].to_string();
+        Self {
+            name: name.into(),
+            bytes,
+            hash,
+        }
+    }
+
+    /// Reads a `.wasm` file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read plugin {}: check the path, or build the plugin with \
+                 `cargo build --release --target wasm32-wasip2`",
+                path.display()
+            )
+        })?;
+        Ok(Self::from_bytes(path.display().to_string(), bytes))
+    }
+
+    /// Resolves a reference from a config or the command line: a bundled
+    /// guest's name (`count-events`) or a path to a `.wasm` file.
+    pub fn resolve(reference: &str, base: &Path) -> Result<Self> {
+        if let Some(bytes) = bundled::find(reference) {
+            return Ok(Self::from_bytes(format!("bundled:{reference}"), bytes));
+        }
+        let looks_like_path = reference.ends_with(".wasm") || reference.contains('/');
+        if !looks_like_path {
+            anyhow::bail!(
+                "no bundled plugin is called {reference:?}; bundled plugins: {}; \
+                 or give a path to a .wasm file",
+                bundled::names().join(", ")
+            );
+        }
+        let path = base.join(reference);
+        Self::from_file(&path)
+    }
+}

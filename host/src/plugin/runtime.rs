@@ -1,0 +1,159 @@
+//! The plugin runtime: one wasmtime [`Engine`] with epoch interruption, a
+//! component [`Linker`] with WASI preview 2 linked but nothing granted (no
+//! files, network, environment or arguments; stdout and stderr discarded),
+//! and the per-store limits that make up the sandbox.
+
+use anyhow::{Context, Result};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::PluginSource;
+
+/// How long one epoch tick lasts; time budgets are whole ticks.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// Sandbox limits applied to every plugin call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget for one call (one batch).
+    pub call_timeout: Duration,
+    /// Linear memory one plugin instance may grow to.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_millis(1000),
+            max_memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What every plugin store holds.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The engine and linker all plugins share.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    limits: Limits,
+}
+
+impl PluginRuntime {
+    pub fn new(limits: Limits) -> Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the WebAssembly engine")?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("runnel-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .context("cannot start the epoch ticker thread")?;
+        Ok(Self { engine, linker, limits })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn linker(&self) -> &Linker<PluginState> {
+        &self.linker
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Compiles a component, or says why the bytes are not one.
+    pub fn compile(&self, source: &PluginSource) -> Result<Component> {
+        if !source.bytes.starts_with(b"\0asm") {
+            anyhow::bail!(
+                "{} is not a WebAssembly file (it does not start with \\0asm); \
+                 build the plugin with `cargo build --release --target wasm32-wasip2`",
+                source.name
+            );
+        }
+        Component::from_binary(&self.engine, &source.bytes).map_err(anyhow::Error::from).with_context(|| {
+            format!(
+                "{} is not a valid WebAssembly component; a core module built for \
+                 wasm32-unknown-unknown or wasm32-wasip1 will not do: build for wasm32-wasip2",
+                source.name
+            )
+        })
+    }
+
+    /// A fresh store with the sandbox applied and no time budget yet.
+    pub fn new_store(&self) -> Store<PluginState> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.max_memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = PluginState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        self.arm(&mut store);
+        store
+    }
+
+    /// Starts a call's time budget.
+    pub fn arm(&self, store: &mut Store<PluginState>) {
+        let ticks = (self.limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+    }
+}
+
+/// A readable reason for a failed plugin call: the trap kind in words.
+pub fn describe_failure(err: &wasmtime::Error, limits: Limits) -> String {
+    use wasmtime::Trap;
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt => format!(
+                "the plugin ran past its time budget of {} ms for one batch (an endless loop?)",
+                limits.call_timeout.as_millis()
+            ),
+            Trap::StackOverflow => "the plugin overflowed its stack (unbounded recursion?)".into(),
+            Trap::UnreachableCodeReached => {
+                "the plugin panicked or aborted (wasm `unreachable`)".into()
+            }
+            other => format!("the plugin trapped: {other}"),
+        };
+    }
+    let text = format!("{err:#}");
+    if text.contains("forcing trap when growing memory") || text.contains("memory") && text.contains("limit") {
+        return format!(
+            "the plugin tried to grow its memory past the limit of {} MiB",
+            limits.max_memory_bytes >> 20
+        );
+    }
+    let first = text.lines().next().unwrap_or("unknown error");
+    format!("the plugin call failed: {first}")
+}

@@ -1,0 +1,18 @@
+//! A sink that writes to several sinks in turn.
+
+use anyhow::Result;
+
+use super::{Provenance, Sink};
+use crate::window::Pane;
+
+pub struct TeeSink(pub Vec<Box<dyn Sink>>);
+
+impl Sink for TeeSink {
+    fn write(&mut self, panes: &[Pane], provenance: &Provenance) -> Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.write(panes, provenance))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.finish())
+    }
+}

@@ -1,0 +1,56 @@
+//! Sources: where events come from. Each yields batches of raw events with
+//! their provenance (for dead letters) and publish times.
+//!
+//! - [`file`]: NDJSON files, optionally gzip-compressed (bounded);
+//! - [`synthetic`]: the bundled Flood It events replayed at a chosen rate
+//!   with timestamps rewritten to now (unbounded).
+
+pub mod file;
+pub mod synthetic;
+
+use anyhow::Result;
+use std::sync::Arc;
+
+use crate::accumulate::EventBatch;
+
+/// Where the events of a batch came from.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// Consecutive lines of a file, starting at line `first` (1-based).
+    Lines { file: Arc<str>, first: u64 },
+    /// The synthetic generator; `first` is the sequence number of event 0.
+    Synthetic { first: u64 },
+}
+
+/// A batch of raw events.
+#[derive(Debug)]
+pub struct SourceBatch {
+    pub events: EventBatch,
+    /// Publish (or read) time of each event, µs since the epoch.
+    pub publish_times: Vec<i64>,
+    pub origin: Origin,
+}
+
+impl SourceBatch {
+    /// Where event `i` came from, for dead letters (`file.ndjson:17`).
+    pub fn provenance(&self, i: usize) -> String {
+        match &self.origin {
+            Origin::Lines { file, first } => format!("{file}:{}", first + i as u64),
+            Origin::Synthetic { first } => format!("synthetic:{}", first + i as u64),
+        }
+    }
+}
+
+/// A source of events.
+pub trait Source {
+    /// The next batch of at most `max` events; `None` when a bounded source ends.
+    fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>>;
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
