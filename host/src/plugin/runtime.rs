@@ -4,6 +4,8 @@
 //! and the per-store limits that make up the sandbox.
 
 use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
@@ -53,6 +55,9 @@ pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<PluginState>,
     limits: Limits,
+    /// Compiled components by content hash: loading a known plugin again
+    /// (a reload, a second slot) skips compilation.
+    compiled: Mutex<HashMap<String, Component>>,
 }
 
 impl PluginRuntime {
@@ -73,7 +78,12 @@ impl PluginRuntime {
                 }
             })
             .context("cannot start the epoch ticker thread")?;
-        Ok(Self { engine, linker, limits })
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            compiled: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -88,8 +98,21 @@ impl PluginRuntime {
         self.limits
     }
 
-    /// Compiles a component, or says why the bytes are not one.
+    /// Compiles a component (or takes it from the cache), or says why the
+    /// bytes are not one.
     pub fn compile(&self, source: &PluginSource) -> Result<Component> {
+        if let Some(c) = self.compiled.lock().expect("not poisoned").get(&source.hash) {
+            return Ok(c.clone());
+        }
+        let component = self.compile_uncached(source)?;
+        self.compiled
+            .lock()
+            .expect("not poisoned")
+            .insert(source.hash.clone(), component.clone());
+        Ok(component)
+    }
+
+    fn compile_uncached(&self, source: &PluginSource) -> Result<Component> {
         if !source.bytes.starts_with(b"\0asm") {
             anyhow::bail!(
                 "{} is not a WebAssembly file (it does not start with \\0asm); \

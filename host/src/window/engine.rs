@@ -17,8 +17,14 @@
 //!   after it is ON_TIME if the window held the watermark (it received an
 //!   element before its end), else LATE; every pane after a non-EARLY one is
 //!   LATE; pane indexes count emitted panes per (key, window);
-//! - an empty pane is emitted only when it is ON_TIME; the final pane at
-//!   garbage collection only when it has new elements.
+//! - an empty pane is emitted only when it is ON_TIME and the trigger fired;
+//!   at garbage collection (watermark `>= end + allowed_lateness`) the
+//!   trigger gets its chance to fire, then any elements no pane has carried
+//!   yet are flushed as a final pane, so nothing accepted is lost;
+//! - a session window stays mergeable until the watermark passes its
+//!   `end + gap + allowed_lateness` (as Beam's Python runner, which never
+//!   collects windows, shows): a new session overlapping an expired one
+//!   merges with it and starts a fresh pane sequence (index 0).
 
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
@@ -80,6 +86,9 @@ pub struct EngineStats {
 
 const HELD: u8 = 1;
 const CLOSED: u8 = 2;
+/// A session window past its garbage-collection time, kept (for at most
+/// `gap` more) only because a new session may still merge with it.
+const EXPIRED: u8 = 4;
 
 #[derive(Clone, Debug)]
 struct WindowState {
@@ -346,6 +355,16 @@ impl WindowEngine {
         let Some(&first) = overlapping.first() else {
             return proto;
         };
+        // An expired window merges as if it were new: fresh panes and trigger.
+        for &i in &overlapping {
+            let ws = &mut entry.windows[i];
+            if ws.flags & EXPIRED != 0 {
+                ws.flags &= !(EXPIRED | HELD);
+                ws.panes = 0;
+                ws.last_timing = None;
+                ws.trigger = self.cfg.trigger.new_state();
+            }
+        }
         let merged = overlapping
             .iter()
             .fold(proto, |acc, &i| acc.union(&entry.windows[i].window));
@@ -442,18 +461,36 @@ impl WindowEngine {
 
     fn on_event_timer(&mut self, time: i64, t: TimerRef) {
         let Some((k, w)) = self.find(t.key, t.window) else { return };
-        let gc_time = t.window.end.saturating_add(self.cfg.allowed_lateness);
-        if time >= gc_time {
-            // Garbage collection: a final pane if the trigger is still open,
-            // then the window's state goes.
-            if self.key_mut(k).windows[w].flags & CLOSED == 0 {
-                self.on_trigger(k, w, true);
+        let lateness = self.cfg.allowed_lateness;
+        let gc_time = t.window.end.saturating_add(lateness);
+        let flags = self.key_ref(k).windows[w].flags;
+        if flags & EXPIRED != 0 {
+            if time >= self.retire_time(t.window) {
+                self.remove_window(k, w);
             }
-            let ws = self.key_mut(k).windows.remove(w);
-            self.ops.push(AccOp::Release { slot: ws.slot });
-            self.free_slots.push(ws.slot);
-            self.stats.open_windows -= 1;
-            self.forget_key_if_empty(k);
+            return;
+        }
+        if time >= gc_time {
+            // Garbage collection: the trigger may fire one last time; then
+            // elements no pane has carried yet go out in a final pane.
+            if flags & CLOSED == 0 {
+                if self.open_and_ready(k, w) {
+                    self.emit(k, w);
+                }
+                let ws = &self.key_ref(k).windows[w];
+                if ws.flags & CLOSED == 0 && ws.pane_elements > 0 {
+                    self.on_trigger(k, w, true);
+                }
+            }
+            let retire = self.retire_time(t.window);
+            let ws = &mut self.key_mut(k).windows[w];
+            if retire > gc_time && ws.flags & CLOSED == 0 {
+                ws.flags |= EXPIRED;
+                ws.timer = retire;
+                self.event_timers.entry(retire).or_default().push(t);
+            } else {
+                self.remove_window(k, w);
+            }
         } else if time >= t.window.end {
             if self.open_and_ready(k, w) {
                 self.emit(k, w);
@@ -461,6 +498,24 @@ impl WindowEngine {
             self.key_mut(k).windows[w].timer = gc_time;
             self.event_timers.entry(gc_time).or_default().push(t);
         }
+    }
+
+    /// When a window's state can go for good: its garbage-collection time,
+    /// plus the session gap for sessions (no later element can merge with it).
+    fn retire_time(&self, window: Window) -> i64 {
+        let gc = window.end.saturating_add(self.cfg.allowed_lateness);
+        match self.cfg.window_fn {
+            WindowFn::Session { gap } => gc.saturating_add(gap),
+            _ => gc,
+        }
+    }
+
+    fn remove_window(&mut self, k: u32, w: usize) {
+        let ws = self.key_mut(k).windows.remove(w);
+        self.ops.push(AccOp::Release { slot: ws.slot });
+        self.free_slots.push(ws.slot);
+        self.stats.open_windows -= 1;
+        self.forget_key_if_empty(k);
     }
 
     /// A trigger fired: record it, emit the pane, and discard or close.
