@@ -12,6 +12,7 @@ fn main() {
     for watched in ["guest-transforms", "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
+    ensure_wasm_target();
     let target_dir = root.join("target").join("guests");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -40,4 +41,25 @@ fn main() {
     }
     let out = target_dir.join("wasm32-wasip2").join("guest");
     println!("cargo:rustc-env=RUNNEL_GUEST_DIR={}", out.display());
+}
+
+/// A toolchain that was installed before rust-toolchain.toml named the
+/// target lacks it: add it once, so a fresh machine needs no manual step.
+fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim().to_string()));
+    if libdir.is_some_and(|d| d.exists()) {
+        return;
+    }
+    let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+    if !status.is_ok_and(|s| s.success()) {
+        println!(
+            "cargo:warning=could not add the wasm32-wasip2 target; run `rustup target add wasm32-wasip2`"
+        );
+    }
 }

@@ -216,6 +216,16 @@ impl Pipeline {
                 produced[e.source as usize] = true;
                 let payload = e.payload.as_deref().unwrap_or_else(|| batch.events.get(e.source as usize));
                 let orig = kept[e.source as usize];
+                if payload.len() > self.max_bytes {
+                    let reason = format!(
+                        "oversized output: the transform emitted {} bytes, the limit is {} ([event] max_bytes)",
+                        payload.len(),
+                        self.max_bytes
+                    );
+                    let input = batch.events.get(e.source as usize);
+                    self.dead.write(Stage::Transform, &reason, batch.provenance(orig as usize), Some(&plugin), input)?;
+                    continue;
+                }
                 let decoded = match (&e.key, e.event_time_us) {
                     (Some(k), Some(t)) => Ok((std::borrow::Cow::Borrowed(k.as_str()), Some(t))),
                     _ => self.decoder.decode(payload).map(|(k, t)| {

@@ -24,3 +24,12 @@ pub fn find(name: &str) -> Option<&'static [u8]> {
 pub fn names() -> Vec<&'static str> {
     BUNDLED.iter().map(|(n, _)| *n).collect()
 }
+
+/// Where host/build.rs put every guest of the workspace (test guests and
+/// exercises included), for tests and tools.
+pub const GUEST_DIR: &str = env!("RUNNEL_GUEST_DIR");
+
+/// A built guest by crate name (`hostile` → `GUEST_DIR/hostile.wasm`).
+pub fn built_guest(crate_name: &str) -> std::path::PathBuf {
+    std::path::Path::new(GUEST_DIR).join(format!("{}.wasm", crate_name.replace('-', "_")))
+}

@@ -1,0 +1,88 @@
+//! `hostile`: a transform that misbehaves on purpose, for the sandbox tests.
+//!
+//! Config (JSON): `{"mode": MODE, "when": EVENT_NAME}`. Events whose
+//! `event_name` equals `when` trigger the misbehaviour; all others pass
+//! through unchanged. Modes: `panic`, `loop`, `recurse`, `grow` (allocate
+//! without bound), `print` (flood stdout and stderr on every event),
+//! `huge` (emit a 16 MiB event), `init-panic`, `init-refuse`.
+
+use runnel_sdk::{export_transform, parse_config, Emit, Event, Transform};
+use serde::Deserialize;
+use std::io::Write;
+
+#[derive(Deserialize, Default)]
+struct Config {
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    when: String,
+}
+
+pub struct Hostile {
+    config: Config,
+    hoard: Vec<Vec<u8>>,
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64, pad: &mut [u8; 64]) -> u64 {
+    pad[(depth % 64) as usize] = depth as u8;
+    let mut local = *pad;
+    1 + recurse(depth + 1, &mut local) + local[0] as u64
+}
+
+impl Transform for Hostile {
+    fn new(config: &str) -> Result<Self, String> {
+        let config: Config = parse_config(config)?;
+        match config.mode.as_str() {
+            "init-panic" => panic!("hostile: panicking in init as configured"),
+            "init-refuse" => return Err("hostile: refusing to start as configured".into()),
+            _ => {}
+        }
+        Ok(Self { config, hoard: Vec::new() })
+    }
+
+    fn fields(&self) -> Vec<&str> {
+        vec!["event_name"]
+    }
+
+    fn transform(&mut self, event: &Event<'_>, out: &mut Emit<'_>) -> Result<(), String> {
+        if self.config.mode == "print" {
+            let noise = vec![b'x'; 1 << 20];
+            let _ = std::io::stdout().write_all(&noise);
+            let _ = std::io::stderr().write_all(&noise);
+        }
+        let hit = event.str("event_name").is_some_and(|n| n == self.config.when);
+        if hit {
+            match self.config.mode.as_str() {
+                "panic" => panic!("hostile: panicking on {}", self.config.when),
+                "loop" => {
+                    let mut i: u64 = 0;
+                    loop {
+                        i = std::hint::black_box(i.wrapping_add(1));
+                    }
+                }
+                "recurse" => {
+                    let mut pad = [0u8; 64];
+                    let n = recurse(0, &mut pad);
+                    return Err(format!("unreachable {n}"));
+                }
+                "grow" => loop {
+                    self.hoard.push(vec![1u8; 1 << 20]);
+                },
+                "huge" => {
+                    let mut big = b"{\"huge\":\"".to_vec();
+                    big.extend(std::iter::repeat_n(b'x', 16 << 20));
+                    big.extend_from_slice(b"\"}");
+                    out.replace(big);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        out.keep();
+        Ok(())
+    }
+}
+
+export_transform!(Hostile);

@@ -1,0 +1,129 @@
+//! Whole pipelines on the bundled Flood It data: the demo's counts equal an
+//! independent count, and every kind of bad input is dead-lettered with its
+//! reason while nothing else is lost.
+
+use runnel::config::PipelineConfig;
+use runnel::deadletter;
+use runnel::pipeline::Pipeline;
+use runnel_tests::{count_per_user_window, flood_it_lines, read_rows, repo_root, rfc3339_us};
+use std::collections::BTreeMap;
+
+fn config(dir: &std::path::Path, source_path: &std::path::Path, extra: &str) -> PipelineConfig {
+    let text = format!(
+        r#"
+[source]
+type = "file"
+path = "{}"
+
+[transform]
+plugin = "add-weekday"
+
+[windowing]
+window = {{ type = "fixed", size_s = 60 }}
+
+[sink]
+type = "ndjson"
+path = "{}"
+
+[dead_letters]
+path = "{}"
+{extra}
+"#,
+        source_path.display(),
+        dir.join("panes.ndjson").display(),
+        dir.join("dead.ndjson").display()
+    );
+    PipelineConfig::parse(&text).unwrap()
+}
+
+fn counts_from_rows(rows: &[serde_json::Value]) -> BTreeMap<(String, i64), i64> {
+    let mut out = BTreeMap::new();
+    for r in rows {
+        assert_eq!(r["timing"], "ON_TIME", "files have an exact watermark: every pane is on time");
+        let key = (r["user_pseudo_id"].as_str().unwrap().to_string(), rfc3339_us(r["window_start"].as_str().unwrap()));
+        assert!(out.insert(key, r["event_count"].as_i64().unwrap()).is_none(), "one pane per (user, window)");
+    }
+    out
+}
+
+#[test]
+fn demo_pipeline_counts_equal_an_independent_count_of_the_bundled_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = repo_root().join("examples/data/floodit-events.ndjson.gz");
+    let cfg = config(dir.path(), &source, "");
+    let counters = Pipeline::from_config(&cfg).unwrap().run().unwrap();
+    assert_eq!(counters.events_in, 50_000);
+    assert_eq!(counters.dead_letters, 0);
+    let expected = count_per_user_window(&flood_it_lines(), 60_000_000);
+    let actual = counts_from_rows(&read_rows(&dir.path().join("panes.ndjson")));
+    assert_eq!(actual.len(), expected.len(), "one row per (user, minute) with events");
+    assert_eq!(actual, expected);
+    // The demo runs exactly this pipeline file.
+    let demo = PipelineConfig::parse(runnel::cmd::demo::DEMO_TOML).unwrap();
+    assert_eq!(demo.transform.unwrap().plugin, "add-weekday");
+    assert_eq!(demo.aggregate.plugin, "count-events");
+}
+
+#[test]
+fn bad_input_is_dead_lettered_with_its_reason_and_nothing_else_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let good: Vec<String> = flood_it_lines().into_iter().take(500).collect();
+    let oversized = format!(
+        r#"{{"event_date":"20180803","event_timestamp":1533279652346001,"user_pseudo_id":"BIG","pad":"{}"}}"#,
+        "x".repeat(5000)
+    );
+    let bad = [
+        ("{\"event_date\":\"20180803\", this is not json".to_string(), "transform", "not valid JSON"),
+        (r#"{"event_date":"20180803","event_timestamp":1533279652346001}"#.to_string(), "transform", "missing key field /user_pseudo_id"),
+        (r#"{"event_date":"20180803","event_timestamp":"yesterday","user_pseudo_id":"U"}"#.to_string(), "transform", "not an integer number of microseconds"),
+        (r#"{"event_date":"20180803","event_timestamp":1533279652346001,"user_pseudo_id":null}"#.to_string(), "transform", "key is null"),
+        ("[1,2,3]".to_string(), "transform", "not a JSON object"),
+        (oversized, "decode", "oversized"),
+    ];
+    // Interleave the bad lines among the good ones.
+    let mut lines = Vec::new();
+    for (i, g) in good.iter().enumerate() {
+        lines.push(g.clone());
+        if i % 80 == 0 {
+            if let Some((b, _, _)) = bad.get(i / 80) {
+                lines.push(b.clone());
+            }
+        }
+    }
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let cfg = config(dir.path(), &input, "[event]\nmax_bytes = 4096\n");
+    let counters = Pipeline::from_config(&cfg).unwrap().run().unwrap();
+    assert_eq!(counters.events_in, (good.len() + bad.len()) as u64);
+    let dead = deadletter::read(&dir.path().join("dead.ndjson")).unwrap();
+    assert_eq!(dead.len(), bad.len(), "{dead:#?}");
+    for (payload, stage, reason) in &bad {
+        let letter = dead
+            .iter()
+            .find(|d| d.payload.as_deref() == Some(payload.as_str()))
+            .unwrap_or_else(|| panic!("no dead letter for {}", &payload[..40.min(payload.len())]));
+        assert_eq!(letter.stage.as_str(), *stage);
+        assert!(letter.reason.contains(reason), "{:?} should say {reason:?}", letter.reason);
+        assert_eq!(letter.payload.as_deref(), Some(payload.as_str()), "the original event is kept");
+        assert!(letter.source.contains("input.ndjson:"), "provenance: {}", letter.source);
+    }
+    // Every good event is counted, exactly once.
+    let expected = count_per_user_window(&good, 60_000_000);
+    let actual = counts_from_rows(&read_rows(&dir.path().join("panes.ndjson")));
+    assert_eq!(actual, expected);
+}
+
+#[test]
+fn wrong_configs_stop_with_an_actionable_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.ndjson");
+    let err = Pipeline::from_config(&config(dir.path(), &missing, "")).err().unwrap();
+    assert!(format!("{err:#}").contains("check [source] path"), "{err:#}");
+    let present = dir.path().join("empty.ndjson");
+    std::fs::write(&present, "").unwrap();
+    let cfg = config(dir.path(), &present, "[aggregate]\nplugin = \"does/not/exist.wasm\"\n");
+    let err = Pipeline::from_config(&cfg).err().unwrap();
+    assert!(format!("{err:#}").contains("cannot read plugin"), "{err:#}");
+    let err = PipelineConfig::load(&dir.path().join("absent.toml")).err().unwrap();
+    assert!(format!("{err:#}").contains("examples/ has working ones"), "{err:#}");
+}
