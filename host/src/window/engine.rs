@@ -380,6 +380,8 @@ impl WindowEngine {
         let trigger = &self.cfg.trigger;
         let target = &mut entry.windows[first];
         target.window = merged;
+        // Timers name windows by their bounds: the merged window needs its own.
+        target.timer = i64::MIN;
         let mut sources: SmallVec<[u32; 2]> = SmallVec::new();
         for other in &removed {
             trigger.on_merge(&mut target.trigger, &other.trigger, &ctx);
