@@ -250,4 +250,47 @@ proptest! {
         let last: BTreeMap<_, _> = last.into_iter().map(|(k, (_, v))| (k, v)).collect();
         prop_assert_eq!(last, sums);
     }
+
+    #[test]
+    fn sessions_with_late_data_count_every_accepted_element_once(
+        els in elements(),
+        marks in prop::collection::vec(0i64..700_000, 1..20),
+        gap in 1_000i64..40_000,
+        lateness in prop::sample::select(vec![0i64, 5_000, 30_000]),
+        early in prop::option::of(1u32..3),
+    ) {
+        let trigger = match early {
+            None => TriggerSpec::Default,
+            Some(n) => TriggerSpec::AfterWatermark {
+                early: Some(Box::new(TriggerSpec::AfterCount { count: n })),
+                late: Some(Box::new(TriggerSpec::AfterCount { count: 1 })),
+            },
+        };
+        let mut marks = marks.clone();
+        marks.sort();
+        let mut steps = Vec::new();
+        for (i, &(key, ts)) in els.iter().enumerate() {
+            if let Some(&m) = marks.get(i % (marks.len() + 2)) {
+                steps.push(Step::Watermark(m));
+            }
+            steps.push(Step::Element { key, ts });
+        }
+        let (panes, admissions) = run(engine(WindowFn::Session { gap }, &trigger, false, lateness), &steps);
+        let mut wm = i64::MIN;
+        let mut expected = Vec::new();
+        for s in &steps {
+            match *s {
+                Step::Watermark(m) => wm = wm.max(m),
+                Step::Element { ts, .. } => expected.push(if wm >= ts + gap + lateness { Admission::Late } else { Admission::Accepted }),
+                Step::ProcessingTime(_) => {}
+            }
+        }
+        prop_assert_eq!(&admissions, &expected);
+        let accepted = admissions.iter().filter(|a| **a == Admission::Accepted).count() as i64;
+        let counted: i64 = panes.iter().map(value).sum();
+        prop_assert_eq!(counted, accepted, "every accepted element is in exactly one discarding pane");
+        for p in &panes {
+            prop_assert!(p.window.end - p.window.start >= gap, "a session is at least one gap long");
+        }
+    }
 }
