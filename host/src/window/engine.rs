@@ -89,6 +89,10 @@ const CLOSED: u8 = 2;
 /// A session window past its garbage-collection time, kept (for at most
 /// `gap` more) only because a new session may still merge with it.
 const EXPIRED: u8 = 4;
+/// The end-of-window timer is scheduled.
+const EOW_TIMER: u8 = 8;
+/// The garbage-collection timer is scheduled.
+const GC_TIMER: u8 = 16;
 
 #[derive(Clone, Debug)]
 struct WindowState {
@@ -100,8 +104,6 @@ struct WindowState {
     pane_elements: u32,
     flags: u8,
     last_timing: Option<Timing>,
-    /// The event-time timer currently scheduled (end, or end + lateness).
-    timer: i64,
     trigger: TriggerState,
 }
 
@@ -335,7 +337,6 @@ impl WindowEngine {
             pane_elements: 0,
             flags: 0,
             last_timing: None,
-            timer: i64::MIN,
             trigger,
         });
         entry.windows.len() - 1
@@ -381,7 +382,7 @@ impl WindowEngine {
         let target = &mut entry.windows[first];
         target.window = merged;
         // Timers name windows by their bounds: the merged window needs its own.
-        target.timer = i64::MIN;
+        target.flags &= !(EOW_TIMER | GC_TIMER);
         let mut sources: SmallVec<[u32; 2]> = SmallVec::new();
         for other in &removed {
             trigger.on_merge(&mut target.trigger, &other.trigger, &ctx);
@@ -441,13 +442,13 @@ impl WindowEngine {
         trigger.on_element(&mut ws.trigger, &mut ctx);
         // Beam: an end-of-window timer while the window is on time, else a
         // garbage-collection timer at end + allowed lateness.
-        let timer = if wm < window.end {
-            window.end
+        let (timer, bit) = if wm < window.end {
+            (window.end, EOW_TIMER)
         } else {
-            window.end.saturating_add(lateness)
+            (window.end.saturating_add(lateness), GC_TIMER)
         };
-        let schedule = ws.timer != timer;
-        ws.timer = timer;
+        let schedule = ws.flags & bit == 0;
+        ws.flags |= bit;
         let fire = trigger.should_fire(&ws.trigger, &ctx);
         for t in ctx.timers {
             self.processing_timers.entry(t).or_default().push(TimerRef { key, window });
@@ -488,7 +489,6 @@ impl WindowEngine {
             let ws = &mut self.key_mut(k).windows[w];
             if retire > gc_time && ws.flags & CLOSED == 0 {
                 ws.flags |= EXPIRED;
-                ws.timer = retire;
                 self.event_timers.entry(retire).or_default().push(t);
             } else {
                 self.remove_window(k, w);
@@ -497,8 +497,11 @@ impl WindowEngine {
             if self.open_and_ready(k, w) {
                 self.emit(k, w);
             }
-            self.key_mut(k).windows[w].timer = gc_time;
-            self.event_timers.entry(gc_time).or_default().push(t);
+            let ws = &mut self.key_mut(k).windows[w];
+            if ws.flags & GC_TIMER == 0 {
+                ws.flags |= GC_TIMER;
+                self.event_timers.entry(gc_time).or_default().push(t);
+            }
         }
     }
 

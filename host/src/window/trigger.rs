@@ -91,9 +91,9 @@ impl Default for NodeState {
     }
 }
 
-/// One (key, window)'s trigger state: inline for up to three nodes, which
-/// covers `default`, `after_watermark` and early/late with simple sub-triggers.
-pub type TriggerState = SmallVec<[NodeState; 3]>;
+/// One (key, window)'s trigger state: inline for one node (`default`,
+/// `after_watermark`, `after_count`...), on the heap for composite triggers.
+pub type TriggerState = SmallVec<[NodeState; 1]>;
 
 /// What a trigger sees when asked about one window.
 pub struct TriggerContext {

@@ -64,12 +64,3 @@ impl Transform for AddWeekday {
 }
 
 export_transform!(AddWeekday);
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn flood_it_day_was_a_friday() {
-        assert_eq!(super::weekday_of("20180803"), Ok("Friday"));
-        assert!(super::weekday_of("2018-08-03").is_err());
-    }
-}
