@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs all of runnel's tests on a fresh machine of this kind (Debian with
 # rustup and the Google Cloud CLI). It installs what is missing, starts what
-# the tests need, and stops exactly what it started.
+# the tests need (the Pub/Sub and BigQuery emulators), and stops exactly
+# what it started, whatever happens.
 #
-#   scripts/test.sh            # everything
-#   scripts/test.sh -- NAME    # only tests whose name contains NAME
+#   scripts/test.sh              # everything
+#   scripts/test.sh NAME         # only tests whose name contains NAME
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,13 @@ cd "$(dirname "$0")/.."
 # that file named the wasm target lacks it (host/build.rs adds it too).
 rustup target add wasm32-wasip2 >/dev/null
 
+# Build first, so the emulators do not idle through a long compile.
+cargo test --locked -p runnel -p runnel-tests -p runnel-event --no-run
+
+trap 'scripts/emulators.sh stop' EXIT
+eval "$(scripts/emulators.sh start)"
+
 # Unit, integration and end-to-end tests of the host and the event format,
-# the plugins (as WebAssembly, built by host/build.rs), and the Beam
-# conformance replays.
+# the plugins (as WebAssembly, built by host/build.rs), the Beam conformance
+# replays, and the workshop path against the emulators.
 cargo test --locked -p runnel -p runnel-tests -p runnel-event "$@"

@@ -36,6 +36,8 @@ pub struct PipelineConfig {
     pub pipeline: RunConfig,
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    #[serde(default)]
+    pub cloud: crate::cloud::CloudConfig,
     /// The directory relative paths are resolved against (the file's own).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -71,6 +73,37 @@ pub enum SourceConfig {
         #[serde(default)]
         events: Option<u64>,
     },
+    /// A Pub/Sub pull subscription (see `[cloud]` for project and endpoints).
+    Pubsub {
+        /// The subscription id, e.g. "dj_subscription_dataflow".
+        subscription: String,
+        /// The topic id (`runnel setup` creates it and the subscription).
+        #[serde(default)]
+        topic: Option<String>,
+        /// Flow control: unacknowledged messages held at most.
+        #[serde(default = "default_max_outstanding_messages")]
+        max_outstanding_messages: i64,
+        /// Flow control: unacknowledged bytes held at most.
+        #[serde(default = "default_max_outstanding_mib")]
+        max_outstanding_mib: i64,
+        /// `runnel setup`: the subscription's ack deadline.
+        #[serde(default = "default_ack_deadline_s")]
+        ack_deadline_s: i32,
+        /// Stop (drain: close all windows, write, acknowledge) once no
+        /// message arrived for this long; unset = run until stopped.
+        #[serde(default)]
+        stop_when_idle_s: Option<f64>,
+    },
+}
+
+fn default_max_outstanding_messages() -> i64 {
+    50_000
+}
+fn default_max_outstanding_mib() -> i64 {
+    256
+}
+fn default_ack_deadline_s() -> i32 {
+    60
 }
 
 fn default_rate() -> f64 {
@@ -200,6 +233,21 @@ pub struct SinkConfig {
     /// The aggregate value's column name in rows.
     #[serde(default = "default_value_column")]
     pub value_column: String,
+    /// `bigquery`: the dataset and table.
+    #[serde(default)]
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub table: Option<String>,
+    /// `bigquery`: also write window_start, window_end, timing, pane_index.
+    #[serde(default)]
+    pub window_columns: bool,
+    /// `bigquery` (`runnel setup`): the value column's type.
+    #[serde(default = "default_value_type")]
+    pub value_type: String,
+}
+
+fn default_value_type() -> String {
+    "INTEGER".into()
 }
 
 fn default_key_column() -> String {
@@ -220,6 +268,10 @@ impl Default for SinkConfig {
             top: default_top(),
             key_column: default_key_column(),
             value_column: default_value_column(),
+            dataset: None,
+            table: None,
+            window_columns: false,
+            value_type: default_value_type(),
         }
     }
 }
@@ -233,6 +285,8 @@ pub enum SinkKind {
     Stdout,
     /// One JSON row per pane, to `path`.
     Ndjson,
+    /// Rows streamed into a BigQuery table (`dataset`, `table`).
+    Bigquery,
     /// Discards rows (for benchmarks).
     Null,
 }
@@ -345,6 +399,9 @@ impl PipelineConfig {
         if self.pipeline.batch_size == 0 || self.pipeline.batch_size > 65_536 {
             bail!("[pipeline] batch_size must be between 1 and 65536, got {}", self.pipeline.batch_size);
         }
+        if self.sink.kind == SinkKind::Bigquery && (self.sink.dataset.is_none() || self.sink.table.is_none()) {
+            bail!("[sink] type = \"bigquery\" needs dataset and table, e.g. dataset = \"data_journey\", table = \"dataflow\"");
+        }
         if self.sink.kind == SinkKind::Ndjson && self.sink.path.is_none() {
             bail!("[sink] type = \"ndjson\" needs a path, e.g. path = \"out/panes.ndjson\"");
         }
@@ -367,7 +424,7 @@ impl PipelineConfig {
     pub fn watermark_spec(&self) -> WatermarkSpec {
         self.watermark.clone().unwrap_or(match self.source {
             SourceConfig::File { .. } => WatermarkSpec::EndOfInput,
-            SourceConfig::Synthetic { .. } => WatermarkSpec::default(),
+            SourceConfig::Synthetic { .. } | SourceConfig::Pubsub { .. } => WatermarkSpec::default(),
         })
     }
 

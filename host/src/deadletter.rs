@@ -2,7 +2,8 @@
 //!
 //! One NDJSON record per refused event:
 //! `{"time", "stage", "reason", "source", "plugin", "payload"}` — `stage` is
-//! where it was refused (`decode`, `transform`, `window`, `aggregate`),
+//! where it was refused (`decode`, `transform`, `window`, `aggregate`,
+//! `sink`),
 //! `source` its provenance (`file.ndjson:17`), `plugin` the plugin version
 //! involved, and `payload` the original event as text (or `payload_base64`
 //! when it is not UTF-8). Nothing refused is ever dropped silently.
@@ -22,6 +23,7 @@ pub enum Stage {
     Transform,
     Window,
     Aggregate,
+    Sink,
 }
 
 impl Stage {
@@ -31,6 +33,7 @@ impl Stage {
             Stage::Transform => "transform",
             Stage::Window => "window",
             Stage::Aggregate => "aggregate",
+            Stage::Sink => "sink",
         }
     }
 }

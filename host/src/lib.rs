@@ -8,7 +8,10 @@
 //! One module per stage of an event's way through the host:
 //!
 //! - [`config`]: the pipeline file (TOML), validated with actionable errors;
-//! - [`source`]: where events come from (file, synthetic), with provenance;
+//! - [`cloud`]: Google Cloud endpoints and credentials, or local emulators;
+//! - [`source`]: where events come from (file, synthetic, Pub/Sub), with
+//!   provenance;
+//! - [`ack`]: when an input message may be acknowledged;
 //! - [`decode`]: the host's one-pass read of an event's key and event time;
 //! - [`plugin`]: the wasmtime engine, contract checks, transform and
 //!   aggregate callers, the sandbox, the bundled guests;
@@ -16,7 +19,7 @@
 //!   engine and its panes;
 //! - [`accumulate`]: running the engine's accumulator operations against an
 //!   aggregate (the WebAssembly one, or a native count);
-//! - [`sink`]: stdout table, NDJSON, null;
+//! - [`sink`]: stdout table, NDJSON, BigQuery, null;
 //! - [`deadletter`]: where bad records go, with reason and provenance;
 //! - [`pipeline`]: wires the stages together;
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
@@ -24,6 +27,8 @@
 //! - [`cmd`]: the command-line commands (`main.rs` only parses arguments).
 
 pub mod accumulate;
+pub mod ack;
+pub mod cloud;
 pub mod cmd;
 pub mod config;
 pub mod deadletter;

@@ -52,6 +52,30 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Create the pipeline's Pub/Sub topic and subscription and BigQuery dataset and table (idempotent).
+    Setup {
+        /// The pipeline file ([source] type = "pubsub", [sink] type = "bigquery", [cloud]).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Publish NDJSON events to the pipeline's Pub/Sub topic (the click-stream generator).
+    Publish {
+        /// The pipeline file naming the topic.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Events, one JSON object per line (.gz is read too).
+        #[arg(long)]
+        file: PathBuf,
+        /// Messages per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Start over at the end of the file (until --limit).
+        #[arg(long = "loop")]
+        repeat: bool,
+        /// Publish at most this many messages.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
     /// Check a plugin against the contract: its world, exports, size, or why it is refused.
     Check {
         /// A .wasm component, or a bundled plugin's name.
@@ -91,6 +115,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run { config } => {
             cmd::run::run(&config)?;
+        }
+        Command::Setup { config } => cmd::setup::run(&config)?,
+        Command::Publish { config, file, rate, repeat, limit } => {
+            let quiet = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let opts = cmd::publish::PublishOptions { file: &file, rate, repeat, limit, quiet };
+            let n = cmd::publish::run(&config, &opts)?;
+            eprintln!("published {n} messages");
         }
         Command::Check { plugin } => {
             let report = cmd::check::run(&plugin)?;

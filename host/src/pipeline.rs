@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 
 use crate::accumulate::{Accumulators, EventBatch};
+use crate::ack::AckTracker;
 use crate::config::{EventTime, PipelineConfig, SinkKind, SourceConfig};
 use crate::deadletter::{DeadLetters, Stage};
 use crate::decode::Decoder;
@@ -24,7 +25,9 @@ use crate::plugin::aggregate::AggregatePlugin;
 use crate::plugin::runtime::PluginRuntime;
 use crate::plugin::transform::TransformPlugin;
 use crate::plugin::PluginSource;
-use crate::sink::{ndjson::NdjsonSink, stdout::StdoutSink, Columns, NullSink, Provenance, Sink};
+use crate::cloud::Cloud;
+use crate::sink::{bigquery::BigQuerySink, ndjson::NdjsonSink, stdout::StdoutSink, Columns, NullSink, Provenance, Sink};
+use crate::source::pubsub::{PubsubOptions, PubsubSource};
 use crate::source::{file::FileSource, now_us, synthetic::SyntheticSource, Source, SourceBatch};
 use crate::window::watermark::WatermarkEstimator;
 use crate::window::{Admission, WindowEngine};
@@ -70,6 +73,11 @@ pub struct Pipeline {
     agg_events: EventBatch,
     /// For each element of the current batch: its source event's index.
     element_sources: Vec<u32>,
+    /// For each source event of the current batch: when its windows retire.
+    hold_until: Vec<i64>,
+    /// For sessions: a key and time of each source event, to find its session.
+    hold_session: Vec<Option<(Box<str>, i64)>>,
+    acks: AckTracker,
 }
 
 /// Parts a caller supplies instead of the configured ones (the demo's
@@ -98,6 +106,18 @@ impl Pipeline {
             (Some(s), _) => s,
             (None, SourceConfig::File { path }) => Box::new(FileSource::open(&cfg.resolve(path))?),
             (None, SourceConfig::Synthetic { rate, events }) => Box::new(SyntheticSource::new(*rate, *events)),
+            (None, SourceConfig::Pubsub { subscription, max_outstanding_messages, max_outstanding_mib, stop_when_idle_s, .. }) => {
+                let cloud = Cloud::resolve(&cfg.cloud)?;
+                Box::new(PubsubSource::connect(
+                    &cloud,
+                    PubsubOptions {
+                        subscription: subscription.clone(),
+                        max_outstanding_messages: *max_outstanding_messages,
+                        max_outstanding_bytes: max_outstanding_mib << 20,
+                        stop_when_idle: stop_when_idle_s.map(Duration::from_secs_f64),
+                    },
+                )?)
+            }
         };
         let decoder = Decoder::new(cfg.event.key_pointer()?, cfg.event.event_time()?);
         let transform = cfg
@@ -129,6 +149,12 @@ impl Pipeline {
                     Box::new(NdjsonSink::create(&cfg.resolve(path), columns)?)
                 }
                 SinkKind::Null => Box::new(NullSink),
+                SinkKind::Bigquery => {
+                    let cloud = Cloud::resolve(&cfg.cloud)?;
+                    let dataset = cfg.sink.dataset.as_deref().expect("validated");
+                    let table = cfg.sink.table.as_deref().expect("validated");
+                    Box::new(BigQuerySink::connect(&cloud, dataset, table, columns, cfg.sink.window_columns)?)
+                }
             },
         };
         let engine_cfg = cfg.windowing.engine_config().map_err(anyhow::Error::msg)?;
@@ -148,6 +174,9 @@ impl Pipeline {
             counters: Counters::default(),
             agg_events: EventBatch::default(),
             element_sources: Vec::new(),
+            hold_until: Vec::new(),
+            hold_session: Vec::new(),
+            acks: AckTracker::default(),
         })
     }
 
@@ -169,14 +198,34 @@ impl Pipeline {
             self.flush()?;
             self.engine.advance_watermark(self.watermark.current(now));
             self.flush()?;
+            self.release_acks(&batch)?;
         }
         self.engine.advance_watermark(i64::MAX);
         self.flush()?;
         self.sink.finish()?;
         self.dead.flush()?;
+        let done = self.acks.release(&self.engine);
+        self.source.ack(&done);
         self.counters.dead_letters = self.dead.total();
         self.counters.elapsed = started.elapsed();
         Ok(self.counters.clone())
+    }
+
+    /// Holds this batch's messages until their windows retire, and
+    /// acknowledges every message whose results are now written.
+    fn release_acks(&mut self, batch: &SourceBatch) -> Result<()> {
+        if batch.ack_tokens.is_empty() && self.acks.is_empty() {
+            return Ok(());
+        }
+        for (i, &token) in batch.ack_tokens.iter().enumerate() {
+            let session = self.hold_session.get_mut(i).and_then(Option::take);
+            self.acks.hold(token, self.hold_until.get(i).copied().unwrap_or(i64::MIN), session);
+        }
+        let done = self.acks.release(&self.engine);
+        if !done.is_empty() {
+            self.source.ack(&done);
+        }
+        Ok(())
     }
 
     fn process_batch(&mut self, batch: &mut SourceBatch, now: i64) -> Result<()> {
@@ -184,6 +233,12 @@ impl Pipeline {
         self.counters.events_in += n as u64;
         self.agg_events.clear();
         self.element_sources.clear();
+        self.hold_until.clear();
+        self.hold_until.resize(n, i64::MIN);
+        self.hold_session.clear();
+        if !batch.ack_tokens.is_empty() && self.engine.is_merging() {
+            self.hold_session.resize(n, None);
+        }
         // Oversized events never reach a plugin.
         let mut kept: Vec<u32> = (0..n as u32).collect();
         if (0..n).any(|i| batch.events.get(i).len() > self.max_bytes) {
@@ -241,7 +296,8 @@ impl Pipeline {
                     Ok((key, t)) => {
                         let ts = ts(t).expect("a field time is decoded or returned");
                         admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
-                              &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, payload, orig, batch)?;
+                              &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, payload, orig, batch,
+                              &mut self.hold_until, &mut self.hold_session)?;
                     }
                     Err(reason) => {
                         self.dead.write(Stage::Decode, &reason, batch.provenance(orig as usize), Some(&plugin), payload)?;
@@ -261,7 +317,8 @@ impl Pipeline {
                             EventTime::Arrival => now,
                         };
                         admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
-                              &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, event, orig, batch)?;
+                              &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, event, orig, batch,
+                              &mut self.hold_until, &mut self.hold_session)?;
                     }
                     Err(reason) => {
                         self.dead.write(Stage::Decode, &reason, batch.provenance(orig as usize), None, event)?;
@@ -294,13 +351,18 @@ impl Pipeline {
     }
 
     fn write_panes(&mut self, panes: Vec<crate::window::Pane>) -> Result<()> {
-        // Dead letters are durable before results are written.
-        self.dead.flush()?;
         if !panes.is_empty() {
             self.counters.panes += panes.len() as u64;
-            self.sink.write(&panes, &self.provenance)?;
+            for r in self.sink.write(&panes, &self.provenance)? {
+                let source = match panes.get(r.pane) {
+                    Some(p) => format!("pane {} [{}, {}) #{}", p.key, p.window.start, p.window.end, p.index),
+                    None => "pane".into(),
+                };
+                self.dead.write(Stage::Sink, &r.reason, source, Some(&self.provenance.aggregate), r.row.as_bytes())?;
+            }
         }
-        Ok(())
+        // Dead letters are durable before any input is acknowledged.
+        self.dead.flush()
     }
 }
 
@@ -320,6 +382,8 @@ fn admit(
     payload: &[u8],
     source: u32,
     batch: &SourceBatch,
+    hold_until: &mut [i64],
+    hold_session: &mut [Option<(Box<str>, i64)>],
 ) -> Result<()> {
     let element = element_sources.len() as u32;
     element_sources.push(source);
@@ -329,7 +393,17 @@ fn admit(
     counters.elements += 1;
     watermark.observe(ts, now);
     match engine.process(key, ts, element) {
-        Admission::Accepted => Ok(()),
+        Admission::Accepted => {
+            let s = source as usize;
+            let until = engine.retire_time(ts);
+            if until > hold_until[s] {
+                hold_until[s] = until;
+                if let Some(slot) = hold_session.get_mut(s) {
+                    *slot = Some((key.into(), ts));
+                }
+            }
+            Ok(())
+        }
         Admission::Late => {
             counters.late += 1;
             let reason = format!(

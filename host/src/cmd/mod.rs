@@ -2,8 +2,10 @@
 
 pub mod check;
 pub mod demo;
+pub mod publish;
 pub mod replay;
 pub mod run;
+pub mod setup;
 
 use crate::pipeline::Counters;
 use crate::deadletter::DeadLetters;

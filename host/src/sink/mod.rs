@@ -3,8 +3,10 @@
 //!
 //! - [`stdout`]: a readable table of each window's most active keys;
 //! - [`ndjson`]: one JSON row per pane, to a file;
+//! - [`bigquery`]: rows streamed into a BigQuery table;
 //! - [`NullSink`]: discards rows (benchmarks).
 
+pub mod bigquery;
 pub mod ndjson;
 pub mod stdout;
 pub mod tee;
@@ -28,10 +30,21 @@ pub struct Columns {
     pub value: String,
 }
 
+/// A row the destination refused (it goes to the dead letters).
+#[derive(Clone, Debug)]
+pub struct RejectedRow {
+    /// Index of the pane in the written slice (`usize::MAX` if unknown).
+    pub pane: usize,
+    pub reason: String,
+    /// The row as JSON.
+    pub row: String,
+}
+
 /// A destination for panes.
 pub trait Sink {
-    /// Writes panes; when this returns, they are safely stored.
-    fn write(&mut self, panes: &[Pane], provenance: &Provenance) -> Result<()>;
+    /// Writes panes; when this returns, they are safely stored, except the
+    /// rows returned as refused.
+    fn write(&mut self, panes: &[Pane], provenance: &Provenance) -> Result<Vec<RejectedRow>>;
 
     /// Called once at the end of a run.
     fn finish(&mut self) -> Result<()> {
@@ -43,8 +56,8 @@ pub trait Sink {
 pub struct NullSink;
 
 impl Sink for NullSink {
-    fn write(&mut self, _panes: &[Pane], _provenance: &Provenance) -> Result<()> {
-        Ok(())
+    fn write(&mut self, _panes: &[Pane], _provenance: &Provenance) -> Result<Vec<RejectedRow>> {
+        Ok(Vec::new())
     }
 }
 

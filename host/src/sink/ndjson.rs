@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{row, Columns, Provenance, Sink};
+use super::{row, Columns, Provenance, RejectedRow, Sink};
 use crate::window::Pane;
 
 pub struct NdjsonSink {
@@ -29,13 +29,14 @@ impl NdjsonSink {
 }
 
 impl Sink for NdjsonSink {
-    fn write(&mut self, panes: &[Pane], provenance: &Provenance) -> Result<()> {
+    fn write(&mut self, panes: &[Pane], provenance: &Provenance) -> Result<Vec<RejectedRow>> {
         for pane in panes {
             serde_json::to_writer(&mut self.out, &row(pane, provenance, &self.columns))?;
             self.out.write_all(b"\n")?;
         }
         self.out
             .flush()
-            .with_context(|| format!("cannot write to {}", self.path.display()))
+            .with_context(|| format!("cannot write to {}", self.path.display()))?;
+        Ok(Vec::new())
     }
 }

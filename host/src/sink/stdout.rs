@@ -5,7 +5,7 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use super::{Provenance, Sink};
+use super::{Provenance, RejectedRow, Sink};
 use crate::window::{Pane, Window};
 
 pub struct StdoutSink<W: Write> {
@@ -57,7 +57,7 @@ fn window_label(w: &Window) -> String {
 }
 
 impl<W: Write> Sink for StdoutSink<W> {
-    fn write(&mut self, panes: &[Pane], _provenance: &Provenance) -> Result<()> {
+    fn write(&mut self, panes: &[Pane], _provenance: &Provenance) -> Result<Vec<RejectedRow>> {
         let mut by_window: BTreeMap<(Window, &'static str), Vec<&Pane>> = BTreeMap::new();
         for p in panes {
             by_window.entry((p.window, p.timing.as_str())).or_default().push(p);
@@ -94,6 +94,6 @@ impl<W: Write> Sink for StdoutSink<W> {
             self.printed += 1;
         }
         self.out.flush()?;
-        Ok(())
+        Ok(Vec::new())
     }
 }

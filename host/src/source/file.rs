@@ -76,6 +76,7 @@ impl Source for FileSource {
                 file: self.name.clone(),
                 first,
             },
+            ack_tokens: Vec::new(),
         }))
     }
 }

@@ -3,9 +3,12 @@
 //!
 //! - [`file`]: NDJSON files, optionally gzip-compressed (bounded);
 //! - [`synthetic`]: the bundled Flood It events replayed at a chosen rate
-//!   with timestamps rewritten to now (unbounded).
+//!   with timestamps rewritten to now (unbounded);
+//! - [`pubsub`]: a Google Cloud Pub/Sub subscription (unbounded), with
+//!   acknowledgements the pipeline releases once results are written.
 
 pub mod file;
+pub mod pubsub;
 pub mod synthetic;
 
 use anyhow::Result;
@@ -20,6 +23,8 @@ pub enum Origin {
     Lines { file: Arc<str>, first: u64 },
     /// The synthetic generator; `first` is the sequence number of event 0.
     Synthetic { first: u64 },
+    /// Messages, by id.
+    Messages { source: Arc<str>, ids: Vec<String> },
 }
 
 /// A batch of raw events.
@@ -29,6 +34,8 @@ pub struct SourceBatch {
     /// Publish (or read) time of each event, µs since the epoch.
     pub publish_times: Vec<i64>,
     pub origin: Origin,
+    /// One acknowledgement token per event, for sources that need acks.
+    pub ack_tokens: Vec<u64>,
 }
 
 impl SourceBatch {
@@ -37,6 +44,7 @@ impl SourceBatch {
         match &self.origin {
             Origin::Lines { file, first } => format!("{file}:{}", first + i as u64),
             Origin::Synthetic { first } => format!("synthetic:{}", first + i as u64),
+            Origin::Messages { source, ids } => format!("{source}/{}", ids.get(i).map(String::as_str).unwrap_or("?")),
         }
     }
 }
@@ -45,6 +53,14 @@ impl SourceBatch {
 pub trait Source {
     /// The next batch of at most `max` events; `None` when a bounded source ends.
     fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>>;
+
+    /// Acknowledges events by their tokens: their results are written.
+    fn ack(&mut self, _tokens: &[u64]) {}
+
+    /// Events delivered but not acknowledged yet.
+    fn unacked(&self) -> usize {
+        0
+    }
 }
 
 /// Microseconds since the Unix epoch, now.

@@ -88,6 +88,7 @@ impl Source for SyntheticSource {
             publish_times: vec![now; events.len()],
             events,
             origin: Origin::Synthetic { first },
+            ack_tokens: Vec::new(),
         }))
     }
 }

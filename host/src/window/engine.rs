@@ -217,6 +217,38 @@ impl WindowEngine {
         }
     }
 
+    /// The watermark at which every window an element with event time `ts`
+    /// belongs to has been collected, so its results are all written. For
+    /// sessions this is a lower bound: check [`WindowEngine::session_retire`].
+    pub fn retire_time(&self, ts: i64) -> i64 {
+        let mut windows = SmallVec::<[Window; 4]>::new();
+        self.cfg.window_fn.assign(ts, &mut windows);
+        windows.iter().map(|w| self.retire_time_of(*w)).max().unwrap_or(i64::MIN)
+    }
+
+    /// For sessions: the retire time of `key`'s live window containing
+    /// `ts`, if one is still open (it may have grown since).
+    pub fn session_retire(&self, key: &str, ts: i64) -> Option<i64> {
+        if !self.cfg.window_fn.is_merging() {
+            return None;
+        }
+        let hash = hash_key(key);
+        let id = *self.index.find(hash, |&id| {
+            self.keys[id as usize].as_ref().is_some_and(|e| &*e.name == key)
+        })?;
+        self.key_ref(id)
+            .windows
+            .iter()
+            .filter(|ws| ws.window.start <= ts && ts < ws.window.end)
+            .map(|ws| self.retire_time_of(ws.window))
+            .max()
+    }
+
+    /// Whether windows merge (sessions).
+    pub fn is_merging(&self) -> bool {
+        self.cfg.window_fn.is_merging()
+    }
+
     /// Advances the input watermark (never backwards) and fires the
     /// event-time timers it passes, in time order.
     pub fn advance_watermark(&mut self, watermark: i64) {
@@ -468,7 +500,7 @@ impl WindowEngine {
         let gc_time = t.window.end.saturating_add(lateness);
         let flags = self.key_ref(k).windows[w].flags;
         if flags & EXPIRED != 0 {
-            if time >= self.retire_time(t.window) {
+            if time >= self.retire_time_of(t.window) {
                 self.remove_window(k, w);
             }
             return;
@@ -485,7 +517,7 @@ impl WindowEngine {
                     self.on_trigger(k, w, true);
                 }
             }
-            let retire = self.retire_time(t.window);
+            let retire = self.retire_time_of(t.window);
             let ws = &mut self.key_mut(k).windows[w];
             if retire > gc_time && ws.flags & CLOSED == 0 {
                 ws.flags |= EXPIRED;
@@ -507,7 +539,7 @@ impl WindowEngine {
 
     /// When a window's state can go for good: its garbage-collection time,
     /// plus the session gap for sessions (no later element can merge with it).
-    fn retire_time(&self, window: Window) -> i64 {
+    fn retire_time_of(&self, window: Window) -> i64 {
         let gc = window.end.saturating_add(self.cfg.allowed_lateness);
         match self.cfg.window_fn {
             WindowFn::Session { gap } => gc.saturating_add(gap),

@@ -1,0 +1,85 @@
+//! `runnel publish`: the click-stream generator. Publishes NDJSON events
+//! (one message per line, `.gz` read too) to the pipeline's Pub/Sub topic,
+//! optionally at a steady rate and in a loop, with a progress bar.
+
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::cloud::Cloud;
+use crate::config::{PipelineConfig, SourceConfig};
+use crate::source::file::FileSource;
+use crate::source::Source;
+
+pub struct PublishOptions<'a> {
+    pub file: &'a Path,
+    /// Messages per second (none: as fast as possible).
+    pub rate: Option<f64>,
+    /// Start again at the end of the file, until `limit`.
+    pub repeat: bool,
+    pub limit: Option<u64>,
+    pub quiet: bool,
+}
+
+/// Publishes; returns the number of messages published.
+pub fn run(config: &Path, opts: &PublishOptions) -> Result<u64> {
+    let cfg = PipelineConfig::load(config)?;
+    let SourceConfig::Pubsub { topic: Some(topic), .. } = &cfg.source else {
+        anyhow::bail!("[source] must be type = \"pubsub\" with a topic to publish to");
+    };
+    let cloud = Cloud::resolve(&cfg.cloud)?;
+    let rt = crate::cloud::runtime()?;
+    let bar = if opts.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = match opts.limit {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} messages {per_sec} [{elapsed_precise}] {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    };
+    rt.block_on(async {
+        let publisher = cloud.publisher(topic).await?;
+        let started = Instant::now();
+        let mut sent: u64 = 0;
+        'outer: loop {
+            let mut source = FileSource::open(opts.file)?;
+            let mut any = false;
+            while let Some(batch) = source.next_batch(500)? {
+                let mut pending = Vec::with_capacity(batch.events.len());
+                for i in 0..batch.events.len() {
+                    if opts.limit.is_some_and(|l| sent >= l) {
+                        break;
+                    }
+                    if let Some(rate) = opts.rate {
+                        let due = Duration::from_secs_f64(sent as f64 / rate);
+                        let elapsed = started.elapsed();
+                        if due > elapsed {
+                            tokio::time::sleep(due - elapsed).await;
+                        }
+                    }
+                    let message = google_cloud_pubsub::model::Message::new().set_data(batch.events.get(i).to_vec());
+                    pending.push(publisher.publish(message));
+                    sent += 1;
+                    any = true;
+                }
+                for p in pending {
+                    p.await.with_context(|| format!("publishing to {} failed", cloud.topic_path(topic)))?;
+                    bar.inc(1);
+                }
+                if opts.limit.is_some_and(|l| sent >= l) {
+                    break 'outer;
+                }
+            }
+            if !opts.repeat || !any {
+                break;
+            }
+        }
+        bar.finish_with_message(format!("to {}", cloud.topic_path(topic)));
+        Ok(sent)
+    })
+}

@@ -1,0 +1,85 @@
+//! `runnel setup --config FILE`: creates, idempotently, the cloud resources a
+//! pipeline file names: the Pub/Sub topic and pull subscription, the
+//! BigQuery dataset and table. Prints what it created and what existed.
+
+use anyhow::{anyhow, Context, Result};
+use std::path::Path;
+
+use gcp_bigquery_client::model::dataset::Dataset;
+use gcp_bigquery_client::model::table::Table;
+use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
+use gcp_bigquery_client::model::table_schema::TableSchema;
+
+use crate::cloud::{already_exists, Cloud};
+use crate::config::{PipelineConfig, SinkKind, SourceConfig};
+
+/// The table schema a pipeline's rows need.
+pub fn table_schema(cfg: &PipelineConfig) -> TableSchema {
+    let sink = &cfg.sink;
+    let value = match sink.value_type.to_ascii_uppercase().as_str() {
+        "FLOAT" | "FLOAT64" => TableFieldSchema::float(&sink.value_column),
+        "STRING" => TableFieldSchema::string(&sink.value_column),
+        _ => TableFieldSchema::integer(&sink.value_column),
+    };
+    let mut fields = vec![TableFieldSchema::string(&sink.key_column), value];
+    if sink.window_columns {
+        fields.push(TableFieldSchema::timestamp("window_start"));
+        fields.push(TableFieldSchema::timestamp("window_end"));
+        fields.push(TableFieldSchema::string("timing"));
+        fields.push(TableFieldSchema::integer("pane_index"));
+    }
+    TableSchema::new(fields)
+}
+
+fn report(what: &str, result: Result<(), String>) -> Result<()> {
+    match result {
+        Ok(()) => println!("created  {what}"),
+        Err(e) if already_exists(&e) => println!("exists   {what}"),
+        Err(e) => return Err(anyhow!("cannot create {what}: {e}")),
+    }
+    Ok(())
+}
+
+pub fn run(config: &Path) -> Result<()> {
+    let cfg = PipelineConfig::load(config)?;
+    let cloud = Cloud::resolve(&cfg.cloud)?;
+    let rt = crate::cloud::runtime()?;
+    rt.block_on(async {
+        if let SourceConfig::Pubsub { subscription, topic, ack_deadline_s, .. } = &cfg.source {
+            let topic = topic.as_deref().context(
+                "[source] needs topic = \"...\" for runnel setup to create the subscription on it",
+            )?;
+            let admin = cloud.topic_admin().await?;
+            let r = admin.create_topic().set_name(cloud.topic_path(topic)).send().await;
+            report(&format!("Pub/Sub topic {}", cloud.topic_path(topic)), r.map(|_| ()).map_err(|e| e.to_string()))?;
+            let subs = cloud.subscription_admin().await?;
+            let r = subs
+                .create_subscription()
+                .set_name(cloud.subscription_path(subscription))
+                .set_topic(cloud.topic_path(topic))
+                .set_ack_deadline_seconds(*ack_deadline_s)
+                .send()
+                .await;
+            report(
+                &format!("Pub/Sub pull subscription {}", cloud.subscription_path(subscription)),
+                r.map(|_| ()).map_err(|e| e.to_string()),
+            )?;
+        }
+        if cfg.sink.kind == SinkKind::Bigquery {
+            let dataset = cfg.sink.dataset.as_deref().expect("validated");
+            let table = cfg.sink.table.as_deref().expect("validated");
+            let bq = cloud.bigquery().await?;
+            let r = bq.dataset().create(Dataset::new(&cloud.project, dataset)).await;
+            report(&format!("BigQuery dataset {}.{dataset}", cloud.project), r.map(|_| ()).map_err(|e| e.to_string()))?;
+            let r = bq
+                .table()
+                .create(Table::new(&cloud.project, dataset, table, table_schema(&cfg)))
+                .await;
+            report(
+                &format!("BigQuery table {}.{dataset}.{table}", cloud.project),
+                r.map(|_| ()).map_err(|e| e.to_string()),
+            )?;
+        }
+        Ok(())
+    })
+}

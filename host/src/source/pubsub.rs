@@ -1,0 +1,157 @@
+//! The Pub/Sub source: a streaming pull on a subscription with flow control
+//! (at most `max_outstanding_messages` / `_bytes` unacknowledged, so memory
+//! stays bounded whatever the backlog). The client library extends the lease
+//! of every message whose handler is held; the pipeline acknowledges a
+//! message only once every pane it contributed to is written (see
+//! `pipeline::AckTracker`), so delivery is at-least-once.
+
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use google_cloud_pubsub::subscriber::handler::Handler;
+use google_cloud_pubsub::subscriber::MessageStream;
+
+use super::{now_us, Origin, Source, SourceBatch};
+use crate::accumulate::EventBatch;
+use crate::cloud::Cloud;
+
+/// How long one `next_batch` waits for a first message before returning an
+/// empty batch (so timers and the idle watermark still advance).
+const POLL: Duration = Duration::from_millis(200);
+/// After a first message, how long to wait to fill the batch.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// Pub/Sub source settings.
+#[derive(Clone, Debug)]
+pub struct PubsubOptions {
+    pub subscription: String,
+    pub max_outstanding_messages: i64,
+    pub max_outstanding_bytes: i64,
+    /// Stop (drain) once no message has arrived for this long.
+    pub stop_when_idle: Option<Duration>,
+}
+
+pub struct PubsubSource {
+    rt: tokio::runtime::Runtime,
+    stream: MessageStream,
+    handlers: HashMap<u64, Handler>,
+    next_token: u64,
+    options: PubsubOptions,
+    name: Arc<str>,
+    last_message: Instant,
+    received: u64,
+}
+
+impl PubsubSource {
+    pub fn connect(cloud: &Cloud, options: PubsubOptions) -> Result<Self> {
+        let rt = crate::cloud::runtime()?;
+        let path = cloud.subscription_path(&options.subscription);
+        let stream = rt.block_on(async {
+            let subscriber = cloud.subscriber().await?;
+            Ok::<_, anyhow::Error>(
+                subscriber
+                    .subscribe(path.clone())
+                    .set_max_outstanding_messages(options.max_outstanding_messages)
+                    .set_max_outstanding_bytes(options.max_outstanding_bytes)
+                    .build(),
+            )
+        })?;
+        Ok(Self {
+            rt,
+            stream,
+            handlers: HashMap::new(),
+            next_token: 0,
+            name: format!("pubsub:{}", options.subscription).into(),
+            options,
+            last_message: Instant::now(),
+            received: 0,
+        })
+    }
+
+    /// Messages received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+impl Source for PubsubSource {
+    fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>> {
+        let mut events = EventBatch::default();
+        let mut publish_times = Vec::new();
+        let mut ids = Vec::new();
+        let mut tokens = Vec::new();
+        let stream = &mut self.stream;
+        let received: Vec<_> = self.rt.block_on(async {
+            let mut out = Vec::new();
+            let mut deadline = tokio::time::Instant::now() + POLL;
+            while out.len() < max {
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Ok(Some(item)) => {
+                        if out.is_empty() {
+                            deadline = tokio::time::Instant::now() + LINGER;
+                        }
+                        out.push(item);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            out
+        });
+        for item in received {
+            let (message, handler) = item.with_context(|| format!("streaming pull from {} failed", self.name))?;
+            let token = self.next_token;
+            self.next_token += 1;
+            self.handlers.insert(token, handler);
+            events.push(&message.data);
+            publish_times.push(
+                message
+                    .publish_time
+                    .map(|t| t.seconds() * 1_000_000 + i64::from(t.nanos()) / 1_000)
+                    .unwrap_or_else(now_us),
+            );
+            ids.push(message.message_id);
+            tokens.push(token);
+        }
+        if events.is_empty() {
+            if self.options.stop_when_idle.is_some_and(|idle| self.last_message.elapsed() >= idle) {
+                return Ok(None);
+            }
+        } else {
+            self.last_message = Instant::now();
+            self.received += events.len() as u64;
+        }
+        Ok(Some(SourceBatch {
+            events,
+            publish_times,
+            origin: Origin::Messages {
+                source: self.name.clone(),
+                ids,
+            },
+            ack_tokens: tokens,
+        }))
+    }
+
+    fn ack(&mut self, tokens: &[u64]) {
+        for t in tokens {
+            if let Some(h) = self.handlers.remove(t) {
+                h.ack();
+            }
+        }
+    }
+
+    fn unacked(&self) -> usize {
+        self.handlers.len()
+    }
+}
+
+impl Drop for PubsubSource {
+    fn drop(&mut self) {
+        // Unacknowledged messages are redelivered after their deadline:
+        // nack them so that happens now rather than later.
+        for (_, h) in self.handlers.drain() {
+            h.nack();
+        }
+    }
+}

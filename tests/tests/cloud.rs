@@ -1,0 +1,188 @@
+//! The workshop's path against the local emulators (started by
+//! scripts/test.sh): Pub/Sub pull subscription → add-weekday → events per
+//! user per minute → BigQuery, with bad messages dead-lettered, every
+//! message acknowledged, and rows the table would refuse dead-lettered.
+
+use runnel::config::PipelineConfig;
+use runnel::pipeline::Pipeline;
+use runnel_tests::{count_per_user_window, flood_it_lines};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const ACK_DEADLINE_S: u64 = 10;
+
+fn emulator(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests with scripts/test.sh, which starts the emulators")
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    subscription: String,
+    dataset: String,
+}
+
+fn setup(extra: &str) -> Setup {
+    emulator("PUBSUB_EMULATOR_HOST");
+    emulator("BIGQUERY_EMULATOR_HOST");
+    let dir = tempfile::tempdir().unwrap();
+    let subscription = unique("sub");
+    let dataset = unique("data_journey");
+    let text = format!(
+        r#"
+[cloud]
+project = "test-project"
+
+[source]
+type = "pubsub"
+topic = "{topic}"
+subscription = "{subscription}"
+ack_deadline_s = {ACK_DEADLINE_S}
+stop_when_idle_s = 3
+
+[event]
+max_bytes = 4096
+
+[windowing]
+window = {{ type = "fixed", size_s = 60 }}
+
+[watermark]
+mode = "bounded"
+max_out_of_orderness_s = 86400
+
+[sink]
+type = "bigquery"
+dataset = "{dataset}"
+table = "dataflow"
+
+[dead_letters]
+path = "{dead}"
+{extra}
+"#,
+        topic = unique("topic"),
+        dead = dir.path().join("dead.ndjson").display(),
+    );
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(&config, text).unwrap();
+    runnel::cmd::setup::run(&config).unwrap();
+    Setup { dir, config, subscription, dataset }
+}
+
+fn publish(s: &Setup, lines: &[String]) {
+    let file = s.dir.path().join("input.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let opts = runnel::cmd::publish::PublishOptions { file: &file, rate: None, repeat: false, limit: None, quiet: true };
+    assert_eq!(runnel::cmd::publish::run(&s.config, &opts).unwrap(), lines.len() as u64);
+}
+
+fn query(sql: &str) -> Vec<Vec<String>> {
+    let url = format!("http://{}/bigquery/v2/projects/test-project/queries", emulator("BIGQUERY_EMULATOR_HOST"));
+    let body: serde_json::Value = ureq::post(&url)
+        .send_json(serde_json::json!({"query": sql, "useLegacySql": false}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    body["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].as_str().unwrap_or("").to_string()).collect())
+        .collect()
+}
+
+/// Messages the subscription would deliver again (pulled once the ack
+/// deadline of anything left unacknowledged has passed).
+fn redelivered(subscription: &str) -> usize {
+    std::thread::sleep(Duration::from_secs(ACK_DEADLINE_S + 2));
+    let url = format!(
+        "http://{}/v1/projects/test-project/subscriptions/{subscription}:pull",
+        emulator("PUBSUB_EMULATOR_HOST")
+    );
+    let body: serde_json::Value = ureq::post(&url)
+        .send_json(serde_json::json!({"maxMessages": 1000, "returnImmediately": true}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    body["receivedMessages"].as_array().map(Vec::len).unwrap_or(0)
+}
+
+#[test]
+fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
+    let s = setup("[transform]\nplugin = \"add-weekday\"\n");
+    let good: Vec<String> = flood_it_lines().into_iter().take(3000).collect();
+    let bad = vec![
+        "{\"event_name\": not json".to_string(),
+        r#"{"event_date":"20180803","event_timestamp":1533279652346001,"event_name":"x"}"#.to_string(),
+        format!(r#"{{"event_date":"20180803","event_timestamp":1533279652346001,"user_pseudo_id":"U","pad":"{}"}}"#, "x".repeat(5000)),
+    ];
+    let mut lines = good.clone();
+    lines.insert(100, bad[0].clone());
+    lines.insert(1000, bad[1].clone());
+    lines.insert(2000, bad[2].clone());
+    publish(&s, &lines);
+
+    let counters = Pipeline::from_config(&PipelineConfig::load(&s.config).unwrap()).unwrap().run().unwrap();
+    assert_eq!(counters.events_in, lines.len() as u64);
+
+    let rows = query(&format!(
+        "SELECT user_pseudo_id, event_count FROM {}.dataflow",
+        s.dataset
+    ));
+    let expected = count_per_user_window(&good, 60_000_000);
+    assert_eq!(rows.len(), expected.len(), "one row per (user, minute)");
+    let mut per_user_rows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in &rows {
+        per_user_rows.entry(r[0].clone()).or_default().push(r[1].parse().unwrap());
+    }
+    let mut per_user_expected: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for ((user, _), n) in &expected {
+        per_user_expected.entry(user.clone()).or_default().push(*n);
+    }
+    for v in per_user_rows.values_mut().chain(per_user_expected.values_mut()) {
+        v.sort();
+    }
+    assert_eq!(per_user_rows, per_user_expected, "every user's per-minute counts");
+
+    let dead = runnel::deadletter::read(&s.dir.path().join("dead.ndjson")).unwrap();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(dead.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("not valid JSON")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("missing key field /user_pseudo_id")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("oversized")), "{reasons:?}");
+    assert!(dead.iter().all(|d| d.source.starts_with(&format!("pubsub:{}/", s.subscription))));
+
+    assert_eq!(redelivered(&s.subscription), 0, "every message was acknowledged");
+}
+
+#[test]
+fn rows_the_table_would_refuse_are_dead_lettered_and_their_messages_acknowledged() {
+    // sum-field produces FLOAT values; the table's event_count is INTEGER.
+    let s = setup("[aggregate]\nplugin = \"sum-field\"\n");
+    let lines: Vec<String> = flood_it_lines().into_iter().take(200).collect();
+    publish(&s, &lines);
+    let counters = Pipeline::from_config(&PipelineConfig::load(&s.config).unwrap()).unwrap().run().unwrap();
+    assert!(counters.panes > 0);
+    let dead = runnel::deadletter::read(&s.dir.path().join("dead.ndjson")).unwrap();
+    assert_eq!(dead.len() as u64, counters.panes, "every row refused");
+    assert!(dead.iter().all(|d| d.stage.as_str() == "sink" && d.reason.contains("event_count is INTEGER")), "{:?}", dead[0]);
+    assert!(query(&format!("SELECT user_pseudo_id FROM {}.dataflow", s.dataset)).is_empty());
+    assert_eq!(redelivered(&s.subscription), 0, "refused rows are dead-lettered, so their messages are acknowledged");
+}
+
+#[test]
+fn setup_is_idempotent_and_names_what_exists() {
+    let s = setup("");
+    // A second run finds everything in place.
+    runnel::cmd::setup::run(&s.config).unwrap();
+    let missing = Path::new("/nonexistent/pipeline.toml");
+    assert!(runnel::cmd::setup::run(missing).is_err());
+}
