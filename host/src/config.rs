@@ -89,8 +89,13 @@ pub enum SourceConfig {
         /// `runnel setup`: the subscription's ack deadline.
         #[serde(default = "default_ack_deadline_s")]
         ack_deadline_s: i32,
+        /// The client extends held messages' leases by at most this much,
+        /// so after a crash they are redelivered within about this long.
+        #[serde(default = "default_lease_extension_s")]
+        lease_extension_s: u64,
         /// Stop (drain: close all windows, write, acknowledge) once no
-        /// message arrived for this long; unset = run until stopped.
+        /// message arrived for this long (before the first message: at
+        /// least 120 s); unset = run until stopped.
         #[serde(default)]
         stop_when_idle_s: Option<f64>,
     },
@@ -105,6 +110,9 @@ fn default_max_outstanding_mib() -> i64 {
 fn default_ack_deadline_s() -> i32 {
     60
 }
+fn default_lease_extension_s() -> u64 {
+    20
+}
 
 fn default_rate() -> f64 {
     1000.0
@@ -118,7 +126,8 @@ pub struct EventConfig {
     #[serde(default = "default_key")]
     pub key: String,
     /// JSON pointer of the event-time field, or `publish_time` (the
-    /// message's publish time, Beam's Pub/Sub default), or `arrival`.
+    /// message's publish time, Beam's Pub/Sub default), or
+    /// `attribute:NAME` (a message attribute, in `time_format`), or `arrival`.
     #[serde(default = "default_time")]
     pub time: String,
     /// `us`, `ms`, `s` or `rfc3339`.
@@ -158,6 +167,8 @@ impl Default for EventConfig {
 pub enum EventTime {
     Field(Pointer, TimeFormat),
     PublishTime,
+    /// A message attribute, written in the given format.
+    Attribute(String, TimeFormat),
     Arrival,
 }
 
@@ -167,18 +178,22 @@ impl EventConfig {
     }
 
     pub fn event_time(&self) -> Result<EventTime> {
+        let format = || {
+            TimeFormat::from_name(&self.time_format).with_context(|| {
+                format!("[event] time_format {:?} is not one of us, ms, s, rfc3339", self.time_format)
+            })
+        };
         Ok(match self.time.as_str() {
             "publish_time" => EventTime::PublishTime,
             "arrival" => EventTime::Arrival,
-            field => {
-                let format = TimeFormat::from_name(&self.time_format).with_context(|| {
-                    format!(
-                        "[event] time_format {:?} is not one of us, ms, s, rfc3339",
-                        self.time_format
-                    )
-                })?;
-                EventTime::Field(Pointer::parse(field).map_err(|e| anyhow::anyhow!("[event] time: {e}"))?, format)
+            t if t.starts_with("attribute:") => {
+                let name = &t["attribute:".len()..];
+                if name.is_empty() {
+                    bail!("[event] time = \"attribute:NAME\" needs the attribute's name");
+                }
+                EventTime::Attribute(name.to_string(), format()?)
             }
+            field => EventTime::Field(Pointer::parse(field).map_err(|e| anyhow::anyhow!("[event] time: {e}"))?, format()?),
         })
     }
 }

@@ -106,7 +106,7 @@ impl Pipeline {
             (Some(s), _) => s,
             (None, SourceConfig::File { path }) => Box::new(FileSource::open(&cfg.resolve(path))?),
             (None, SourceConfig::Synthetic { rate, events }) => Box::new(SyntheticSource::new(*rate, *events)),
-            (None, SourceConfig::Pubsub { subscription, max_outstanding_messages, max_outstanding_mib, stop_when_idle_s, .. }) => {
+            (None, SourceConfig::Pubsub { subscription, max_outstanding_messages, max_outstanding_mib, stop_when_idle_s, lease_extension_s, .. }) => {
                 let cloud = Cloud::resolve(&cfg.cloud)?;
                 Box::new(PubsubSource::connect(
                     &cloud,
@@ -115,11 +115,16 @@ impl Pipeline {
                         max_outstanding_messages: *max_outstanding_messages,
                         max_outstanding_bytes: max_outstanding_mib << 20,
                         stop_when_idle: stop_when_idle_s.map(Duration::from_secs_f64),
+                        lease_extension: Duration::from_secs((*lease_extension_s).max(10)),
                     },
                 )?)
             }
         };
         let decoder = Decoder::new(cfg.event.key_pointer()?, cfg.event.event_time()?);
+        let mut source = source;
+        if let EventTime::Attribute(name, _) = decoder.event_time() {
+            source.want_attribute(name);
+        }
         let transform = cfg
             .transform
             .as_ref()
@@ -158,13 +163,20 @@ impl Pipeline {
             },
         };
         let engine_cfg = cfg.windowing.engine_config().map_err(anyhow::Error::msg)?;
+        let mut watermark = WatermarkEstimator::new(&cfg.watermark_spec()).map_err(anyhow::Error::msg)?;
+        if let SourceConfig::Pubsub { ack_deadline_s, lease_extension_s, .. } = &cfg.source {
+            // Messages a previous run held come back once their lease runs
+            // out; they must not find their windows closed.
+            let redelivery = i64::from(*ack_deadline_s).max(*lease_extension_s as i64);
+            watermark.default_startup_hold((redelivery + 5) * 1_000_000);
+        }
         Ok(Self {
             runtime,
             source,
             decoder,
             transform,
             engine: WindowEngine::new(engine_cfg),
-            watermark: WatermarkEstimator::new(&cfg.watermark_spec()).map_err(anyhow::Error::msg)?,
+            watermark,
             aggregate: Box::new(aggregate),
             sink,
             dead: DeadLetters::create(&cfg.resolve(&cfg.dead_letters.path))?,
@@ -287,14 +299,8 @@ impl Pipeline {
                         (e.key.as_deref().map(std::borrow::Cow::Borrowed).unwrap_or(k), e.event_time_us.or(t))
                     }),
                 };
-                let ts = |t: Option<i64>| match self.decoder.event_time() {
-                    EventTime::Field(..) => t,
-                    EventTime::PublishTime => Some(batch.publish_times[orig as usize]),
-                    EventTime::Arrival => Some(now),
-                };
-                match decoded {
-                    Ok((key, t)) => {
-                        let ts = ts(t).expect("a field time is decoded or returned");
+                match decoded.and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, orig as usize, now)?))) {
+                    Ok((key, ts)) => {
                         admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
                               &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, payload, orig, batch,
                               &mut self.hold_until, &mut self.hold_session)?;
@@ -309,13 +315,12 @@ impl Pipeline {
             for i in 0..batch.events.len() {
                 let event = batch.events.get(i);
                 let orig = kept[i];
-                match self.decoder.decode(event) {
-                    Ok((key, t)) => {
-                        let ts = match self.decoder.event_time() {
-                            EventTime::Field(..) => t.expect("decoded with the field"),
-                            EventTime::PublishTime => batch.publish_times[orig as usize],
-                            EventTime::Arrival => now,
-                        };
+                match self
+                    .decoder
+                    .decode(event)
+                    .and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, orig as usize, now)?)))
+                {
+                    Ok((key, ts)) => {
                         admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
                               &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, event, orig, batch,
                               &mut self.hold_until, &mut self.hold_session)?;
@@ -363,6 +368,32 @@ impl Pipeline {
         }
         // Dead letters are durable before any input is acknowledged.
         self.dead.flush()
+    }
+}
+
+/// An element's event time: from its field (`field`, already decoded), the
+/// message's publish time, a message attribute, or its arrival.
+fn event_time(how: &EventTime, field: Option<i64>, batch: &SourceBatch, i: usize, now: i64) -> Result<i64, String> {
+    match how {
+        EventTime::Field(..) => field.ok_or_else(|| "the event time field was not read".to_string()),
+        EventTime::PublishTime => Ok(batch.publish_times[i]),
+        EventTime::Arrival => Ok(now),
+        EventTime::Attribute(name, format) => {
+            let text = batch
+                .attributes
+                .get(i)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| format!("missing event time attribute {name}"))?;
+            let json = if *format == runnel_event::TimeFormat::Rfc3339 {
+                serde_json::to_string(&text).expect("a string serialises")
+            } else {
+                text.clone()
+            };
+            let raw = serde_json::value::RawValue::from_string(json)
+                .map_err(|_| format!("event time attribute {name} is {text:?}, not a time"))?;
+            runnel_event::parse_event_time(&raw, *format)
+        }
     }
 }
 

@@ -127,3 +127,52 @@ fn wrong_configs_stop_with_an_actionable_message() {
     let err = PipelineConfig::load(&dir.path().join("absent.toml")).err().unwrap();
     assert!(format!("{err:#}").contains("examples/ has working ones"), "{err:#}");
 }
+
+/// A source with message attributes, like Pub/Sub's.
+struct AttributeSource {
+    batch: Option<runnel::source::SourceBatch>,
+}
+
+impl runnel::source::Source for AttributeSource {
+    fn next_batch(&mut self, _max: usize) -> anyhow::Result<Option<runnel::source::SourceBatch>> {
+        Ok(self.batch.take())
+    }
+}
+
+#[test]
+fn event_time_can_come_from_a_message_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = runnel::accumulate::EventBatch::default();
+    let mut attributes = Vec::new();
+    for (i, attr) in [Some("1533279600500"), Some("1533279661000"), None, Some("soon")].iter().enumerate() {
+        events.push(format!(r#"{{"user_pseudo_id":"U","n":{i}}}"#).as_bytes());
+        attributes.push(attr.map(str::to_string));
+    }
+    let batch = runnel::source::SourceBatch {
+        publish_times: vec![0; 4],
+        events,
+        origin: runnel::source::Origin::Synthetic { first: 0 },
+        ack_tokens: Vec::new(),
+        attributes,
+    };
+    let text = format!(
+        "[source]\ntype = \"file\"\npath = \"unused\"\n[event]\ntime = \"attribute:ts\"\ntime_format = \"ms\"\n\
+         [sink]\ntype = \"ndjson\"\npath = \"{}\"\n[dead_letters]\npath = \"{}\"\n",
+        dir.path().join("panes.ndjson").display(),
+        dir.path().join("dead.ndjson").display()
+    );
+    let cfg = PipelineConfig::parse(&text).unwrap();
+    let overrides = runnel::pipeline::Overrides {
+        source: Some(Box::new(AttributeSource { batch: Some(batch) })),
+        sink: None,
+    };
+    runnel::pipeline::Pipeline::with_overrides(&cfg, overrides).unwrap().run().unwrap();
+    let rows = read_rows(&dir.path().join("panes.ndjson"));
+    let starts: Vec<&str> = rows.iter().map(|r| r["window_start"].as_str().unwrap()).collect();
+    assert_eq!(starts, vec!["2018-08-03T07:00:00Z", "2018-08-03T07:01:00Z"], "one event per minute");
+    let dead = deadletter::read(&dir.path().join("dead.ndjson")).unwrap();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("missing event time attribute ts"), "{reasons:?}");
+    assert!(reasons[1].contains("not a time") || reasons[1].contains("not an integer"), "{reasons:?}");
+}

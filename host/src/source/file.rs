@@ -77,6 +77,7 @@ impl Source for FileSource {
                 first,
             },
             ack_tokens: Vec::new(),
+            attributes: Vec::new(),
         }))
     }
 }

@@ -36,6 +36,9 @@ pub struct SourceBatch {
     pub origin: Origin,
     /// One acknowledgement token per event, for sources that need acks.
     pub ack_tokens: Vec<u64>,
+    /// The requested message attribute of each event (see
+    /// [`Source::want_attribute`]); empty when none was requested.
+    pub attributes: Vec<Option<String>>,
 }
 
 impl SourceBatch {
@@ -53,6 +56,10 @@ impl SourceBatch {
 pub trait Source {
     /// The next batch of at most `max` events; `None` when a bounded source ends.
     fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>>;
+
+    /// Asks the source to carry this message attribute with each event
+    /// (event time from an attribute). Sources without attributes ignore it.
+    fn want_attribute(&mut self, _name: &str) {}
 
     /// Acknowledges events by their tokens: their results are written.
     fn ack(&mut self, _tokens: &[u64]) {}

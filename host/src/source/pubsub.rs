@@ -22,6 +22,10 @@ use crate::cloud::Cloud;
 const POLL: Duration = Duration::from_millis(200);
 /// After a first message, how long to wait to fill the batch.
 const LINGER: Duration = Duration::from_millis(20);
+/// Before the first message, `stop_when_idle` waits at least this long: a
+/// new subscriber can get nothing for a while (the emulator pauses one that
+/// follows a closed subscriber on the same subscription for up to a minute).
+const FIRST_MESSAGE_GRACE: Duration = Duration::from_secs(120);
 
 /// Pub/Sub source settings.
 #[derive(Clone, Debug)]
@@ -31,6 +35,8 @@ pub struct PubsubOptions {
     pub max_outstanding_bytes: i64,
     /// Stop (drain) once no message has arrived for this long.
     pub stop_when_idle: Option<Duration>,
+    /// Lease extensions are at most this long (redelivery time after a crash).
+    pub lease_extension: Duration,
 }
 
 pub struct PubsubSource {
@@ -40,7 +46,9 @@ pub struct PubsubSource {
     next_token: u64,
     options: PubsubOptions,
     name: Arc<str>,
-    last_message: Instant,
+    started: Instant,
+    attribute: Option<String>,
+    last_message: Option<Instant>,
     received: u64,
 }
 
@@ -55,6 +63,7 @@ impl PubsubSource {
                     .subscribe(path.clone())
                     .set_max_outstanding_messages(options.max_outstanding_messages)
                     .set_max_outstanding_bytes(options.max_outstanding_bytes)
+                    .set_max_lease_extension(options.lease_extension)
                     .build(),
             )
         })?;
@@ -65,7 +74,9 @@ impl PubsubSource {
             next_token: 0,
             name: format!("pubsub:{}", options.subscription).into(),
             options,
-            last_message: Instant::now(),
+            started: Instant::now(),
+            attribute: None,
+            last_message: None,
             received: 0,
         })
     }
@@ -82,6 +93,7 @@ impl Source for PubsubSource {
         let mut publish_times = Vec::new();
         let mut ids = Vec::new();
         let mut tokens = Vec::new();
+        let mut attributes = Vec::new();
         let stream = &mut self.stream;
         let received: Vec<_> = self.rt.block_on(async {
             let mut out = Vec::new();
@@ -111,15 +123,22 @@ impl Source for PubsubSource {
                     .map(|t| t.seconds() * 1_000_000 + i64::from(t.nanos()) / 1_000)
                     .unwrap_or_else(now_us),
             );
+            if let Some(name) = &self.attribute {
+                attributes.push(message.attributes.get(name).cloned());
+            }
             ids.push(message.message_id);
             tokens.push(token);
         }
         if events.is_empty() {
-            if self.options.stop_when_idle.is_some_and(|idle| self.last_message.elapsed() >= idle) {
+            let idle_for = |idle: Duration| match self.last_message {
+                Some(t) => t.elapsed() >= idle,
+                None => self.started.elapsed() >= idle.max(FIRST_MESSAGE_GRACE),
+            };
+            if self.options.stop_when_idle.is_some_and(idle_for) {
                 return Ok(None);
             }
         } else {
-            self.last_message = Instant::now();
+            self.last_message = Some(Instant::now());
             self.received += events.len() as u64;
         }
         Ok(Some(SourceBatch {
@@ -130,7 +149,12 @@ impl Source for PubsubSource {
                 ids,
             },
             ack_tokens: tokens,
+            attributes,
         }))
+    }
+
+    fn want_attribute(&mut self, name: &str) {
+        self.attribute = Some(name.to_string());
     }
 
     fn ack(&mut self, tokens: &[u64]) {

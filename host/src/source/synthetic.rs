@@ -89,6 +89,7 @@ impl Source for SyntheticSource {
             events,
             origin: Origin::Synthetic { first },
             ack_tokens: Vec::new(),
+            attributes: Vec::new(),
         }))
     }
 }

@@ -23,6 +23,8 @@ pub enum WatermarkSpec {
         max_out_of_orderness_s: f64,
         #[serde(default)]
         idle_timeout_s: Option<f64>,
+        #[serde(default)]
+        startup_hold_s: Option<f64>,
     },
 }
 
@@ -35,6 +37,7 @@ impl Default for WatermarkSpec {
         WatermarkSpec::Bounded {
             max_out_of_orderness_s: default_bound(),
             idle_timeout_s: Some(10.0),
+            startup_hold_s: None,
         }
     }
 }
@@ -47,15 +50,19 @@ pub struct WatermarkEstimator {
     idle_timeout: Option<i64>,
     max_event_time: i64,
     last_arrival: i64,
+    hold: i64,
+    /// Processing time before which the watermark stays put.
+    hold_until: Option<i64>,
 }
 
 impl WatermarkEstimator {
     pub fn new(spec: &WatermarkSpec) -> Result<Self, String> {
-        let (bound, idle_timeout) = match spec {
-            WatermarkSpec::EndOfInput => (None, None),
+        let (bound, idle_timeout, hold) = match spec {
+            WatermarkSpec::EndOfInput => (None, None, 0),
             WatermarkSpec::Bounded {
                 max_out_of_orderness_s,
                 idle_timeout_s,
+                startup_hold_s,
             } => {
                 let bound = if *max_out_of_orderness_s == 0.0 {
                     0
@@ -65,7 +72,11 @@ impl WatermarkEstimator {
                 let idle = idle_timeout_s
                     .map(|s| seconds_to_us("idle_timeout_s", s))
                     .transpose()?;
-                (Some(bound), idle)
+                let hold = match startup_hold_s {
+                    Some(s) if *s > 0.0 => seconds_to_us("startup_hold_s", *s)?,
+                    _ => 0,
+                };
+                (Some(bound), idle, hold)
             }
         };
         Ok(Self {
@@ -73,13 +84,23 @@ impl WatermarkEstimator {
             idle_timeout,
             max_event_time: i64::MIN,
             last_arrival: i64::MIN,
+            hold,
+            hold_until: None,
         })
+    }
+
+    /// Sets the start-up hold unless the file configured one.
+    pub fn default_startup_hold(&mut self, hold_us: i64) {
+        if self.hold == 0 {
+            self.hold = hold_us;
+        }
     }
 
     /// Records an element's event time, arriving at processing time `now`.
     pub fn observe(&mut self, event_time: i64, now: i64) {
         self.max_event_time = self.max_event_time.max(event_time);
         self.last_arrival = now;
+        self.hold_until.get_or_insert(now.saturating_add(self.hold));
     }
 
     /// The watermark at processing time `now`.
@@ -87,7 +108,7 @@ impl WatermarkEstimator {
         let Some(bound) = self.bound else {
             return i64::MIN;
         };
-        if self.max_event_time == i64::MIN {
+        if self.max_event_time == i64::MIN || self.hold_until.is_some_and(|h| now < h) {
             return i64::MIN;
         }
         let mut wm = self.max_event_time.saturating_sub(bound);
@@ -110,14 +131,28 @@ mod tests {
         let spec = WatermarkSpec::Bounded {
             max_out_of_orderness_s: 5.0,
             idle_timeout_s: Some(10.0),
+            startup_hold_s: None,
         };
         let mut w = WatermarkEstimator::new(&spec).unwrap();
         assert_eq!(w.current(0), i64::MIN);
         w.observe(100_000_000, 0);
-        w.observe(90_000_000, 1);
+        w.observe(90_000_000, 0);
         assert_eq!(w.current(1), 95_000_000);
         // Quiet for 12 s: 2 s past the idle timeout.
         assert_eq!(w.current(12_000_000), 102_000_000);
+    }
+
+    #[test]
+    fn the_startup_hold_keeps_the_watermark_still() {
+        let spec = WatermarkSpec::Bounded {
+            max_out_of_orderness_s: 0.0,
+            idle_timeout_s: None,
+            startup_hold_s: Some(15.0),
+        };
+        let mut w = WatermarkEstimator::new(&spec).unwrap();
+        w.observe(100_000_000, 1_000_000);
+        assert_eq!(w.current(15_999_999), i64::MIN);
+        assert_eq!(w.current(16_000_000), 100_000_000);
     }
 
     #[test]
