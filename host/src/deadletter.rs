@@ -141,10 +141,5 @@ impl DeadLetters {
 
 /// Reads a dead-letter file.
 pub fn read(path: &Path) -> Result<Vec<DeadLetter>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1)))
-        .collect()
+    crate::ndjson::read(path)
 }

@@ -21,6 +21,7 @@
 //!   aggregate (the WebAssembly one, or a native count);
 //! - [`sink`]: stdout table, NDJSON, BigQuery, null;
 //! - [`deadletter`]: where bad records go, with reason and provenance;
+//! - [`ndjson`]: reading NDJSON files (dead letters, panes, goldens);
 //! - [`pipeline`]: wires the stages together;
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
 //!   Beam conformance tests;
@@ -33,6 +34,7 @@ pub mod cmd;
 pub mod config;
 pub mod deadletter;
 pub mod decode;
+pub mod ndjson;
 pub mod pipeline;
 pub mod plugin;
 pub mod replay;

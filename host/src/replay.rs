@@ -266,10 +266,5 @@ pub fn compare_ignoring(actual: &[PaneRecord], golden: &[PaneRecord], ignore: &[
 
 /// Reads an NDJSON file of panes (a golden or an earlier output).
 pub fn read_panes(path: &Path) -> Result<Vec<PaneRecord>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1)))
-        .collect()
+    crate::ndjson::read(path)
 }

@@ -52,3 +52,65 @@ pub fn rfc3339_us(text: &str) -> i64 {
     )
     .expect("an RFC 3339 time")
 }
+
+/// The `runnel` binary of this build (beside the test executable's
+/// `deps/` folder), built first if it is not there yet.
+pub fn runnel_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/PROFILE/deps/TEST");
+    let bin = profile_dir.join("runnel");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = std::process::Command::new(cargo)
+            .args(["build", "-p", "runnel", "--bin", "runnel"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok && bin.exists(), "could not build the runnel binary at {}", bin.display());
+    }
+    bin
+}
+
+/// The local emulators scripts/test.sh starts, seen from the tests.
+pub mod emulators {
+    use std::time::Duration;
+
+    /// An emulator's `host:port` from the environment.
+    pub fn env(var: &str) -> String {
+        std::env::var(var).unwrap_or_else(|_| {
+            panic!("{var} is not set: run the tests with scripts/test.sh, which starts the emulators")
+        })
+    }
+
+    /// Runs SQL on the BigQuery emulator; each row as its cells' text.
+    pub fn query(sql: &str) -> Vec<Vec<String>> {
+        let url = format!("http://{}/bigquery/v2/projects/test-project/queries", env("BIGQUERY_EMULATOR_HOST"));
+        let body: serde_json::Value = ureq::post(&url)
+            .send_json(serde_json::json!({"query": sql, "useLegacySql": false}))
+            .expect("the BigQuery emulator answers")
+            .into_json()
+            .expect("JSON");
+        body["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].as_str().unwrap_or("").to_string()).collect())
+            .collect()
+    }
+
+    /// Messages the subscription would deliver again, pulled once the ack
+    /// deadline of anything left unacknowledged has passed.
+    pub fn redelivered(subscription: &str, ack_deadline: Duration) -> usize {
+        std::thread::sleep(ack_deadline + Duration::from_secs(2));
+        let url = format!(
+            "http://{}/v1/projects/test-project/subscriptions/{subscription}:pull",
+            env("PUBSUB_EMULATOR_HOST")
+        );
+        let body: serde_json::Value = ureq::post(&url)
+            .send_json(serde_json::json!({"maxMessages": 1000, "returnImmediately": true}))
+            .expect("the Pub/Sub emulator answers")
+            .into_json()
+            .expect("JSON");
+        body["receivedMessages"].as_array().map(Vec::len).unwrap_or(0)
+    }
+}

@@ -5,18 +5,13 @@
 
 use runnel::config::PipelineConfig;
 use runnel::pipeline::Pipeline;
+use runnel_tests::emulators::{env as emulator, query};
 use runnel_tests::{count_per_user_window, flood_it_lines};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 const ACK_DEADLINE_S: u64 = 10;
-
-fn emulator(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the tests with scripts/test.sh, which starts the emulators")
-    })
-}
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
@@ -83,38 +78,6 @@ fn publish(s: &Setup, lines: &[String]) {
     assert_eq!(runnel::cmd::publish::run(&s.config, &opts).unwrap(), lines.len() as u64);
 }
 
-fn query(sql: &str) -> Vec<Vec<String>> {
-    let url = format!("http://{}/bigquery/v2/projects/test-project/queries", emulator("BIGQUERY_EMULATOR_HOST"));
-    let body: serde_json::Value = ureq::post(&url)
-        .send_json(serde_json::json!({"query": sql, "useLegacySql": false}))
-        .unwrap()
-        .into_json()
-        .unwrap();
-    body["rows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].as_str().unwrap_or("").to_string()).collect())
-        .collect()
-}
-
-/// Messages the subscription would deliver again (pulled once the ack
-/// deadline of anything left unacknowledged has passed).
-fn redelivered(subscription: &str) -> usize {
-    std::thread::sleep(Duration::from_secs(ACK_DEADLINE_S + 2));
-    let url = format!(
-        "http://{}/v1/projects/test-project/subscriptions/{subscription}:pull",
-        emulator("PUBSUB_EMULATOR_HOST")
-    );
-    let body: serde_json::Value = ureq::post(&url)
-        .send_json(serde_json::json!({"maxMessages": 1000, "returnImmediately": true}))
-        .unwrap()
-        .into_json()
-        .unwrap();
-    body["receivedMessages"].as_array().map(Vec::len).unwrap_or(0)
-}
-
 #[test]
 fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
     let s = setup("[transform]\nplugin = \"add-weekday\"\n");
@@ -160,7 +123,7 @@ fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
     assert!(reasons.iter().any(|r| r.starts_with("oversized")), "{reasons:?}");
     assert!(dead.iter().all(|d| d.source.starts_with(&format!("pubsub:{}/", s.subscription))));
 
-    assert_eq!(redelivered(&s.subscription), 0, "every message was acknowledged");
+    assert_eq!(runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)), 0, "every message was acknowledged");
 }
 
 #[test]
@@ -175,7 +138,7 @@ fn rows_the_table_would_refuse_are_dead_lettered_and_their_messages_acknowledged
     assert_eq!(dead.len() as u64, counters.panes, "every row refused");
     assert!(dead.iter().all(|d| d.stage.as_str() == "sink" && d.reason.contains("event_count is INTEGER")), "{:?}", dead[0]);
     assert!(query(&format!("SELECT user_pseudo_id FROM {}.dataflow", s.dataset)).is_empty());
-    assert_eq!(redelivered(&s.subscription), 0, "refused rows are dead-lettered, so their messages are acknowledged");
+    assert_eq!(runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)), 0, "refused rows are dead-lettered, so their messages are acknowledged");
 }
 
 #[test]

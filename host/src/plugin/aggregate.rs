@@ -39,12 +39,7 @@ pub struct AggregatePlugin {
 impl AggregatePlugin {
     pub fn load(runtime: &PluginRuntime, source: PluginSource, config: &str) -> Result<Self> {
         let (component, report) = load(runtime, &source, Kind::Aggregate)?;
-        let pre = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} needs imports runnel does not provide", source.name))?;
-        let pre = AggregatePre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+        let pre = AggregatePre::new(runtime.prepare(&component, &source)?).map_err(anyhow::Error::from).with_context(|| {
             format!(
                 "{} exports the aggregator interface with the wrong types; rebuild it with \
                  this repository's guest SDK",

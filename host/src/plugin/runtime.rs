@@ -129,6 +129,14 @@ impl PluginRuntime {
         })
     }
 
+    /// Links a component against WASI (and nothing else), once per plugin.
+    pub fn prepare(&self, component: &Component, source: &PluginSource) -> Result<wasmtime::component::InstancePre<PluginState>> {
+        self.linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} needs imports runnel does not provide", source.name))
+    }
+
     /// A fresh store with the sandbox applied and no time budget yet.
     pub fn new_store(&self) -> Store<PluginState> {
         let limits = StoreLimitsBuilder::new()

@@ -85,12 +85,7 @@ impl TransformPlugin {
         config: &str,
         fields: &FieldsSpec,
     ) -> Result<Self> {
-        let pre = runtime
-            .linker()
-            .instantiate_pre(component)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} needs imports runnel does not provide", source.name))?;
-        let pre = TransformPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+        let pre = TransformPre::new(runtime.prepare(component, &source)?).map_err(anyhow::Error::from).with_context(|| {
             format!(
                 "{} exports the transformer interface with the wrong types; rebuild it with \
                  this repository's guest SDK",
