@@ -76,6 +76,11 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Dead letters: re-drive them through the current plugins after a fix.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Check a plugin against the contract: its world, exports, size, or why it is refused.
     Check {
         /// A .wasm component, or a bundled plugin's name.
@@ -94,6 +99,19 @@ enum Command {
         /// Expected panes (NDJSON) to compare with.
         #[arg(long)]
         golden: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Run the dead letters of a pipeline file through its current plugins.
+    ///
+    /// The dead-letter file is moved aside; events that still fail are
+    /// written to a fresh one with their reasons.
+    Replay {
+        /// The pipeline file (its [dead_letters] path is replayed).
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -122,6 +140,9 @@ fn run(cli: Cli) -> Result<()> {
             let opts = cmd::publish::PublishOptions { file: &file, rate, repeat, limit, quiet };
             let n = cmd::publish::run(&config, &opts)?;
             eprintln!("published {n} messages");
+        }
+        Command::Dlq { command: DlqCommand::Replay { config } } => {
+            cmd::dlq::replay(&config)?;
         }
         Command::Check { plugin } => {
             let report = cmd::check::run(&plugin)?;

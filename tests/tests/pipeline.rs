@@ -176,3 +176,52 @@ fn event_time_can_come_from_a_message_attribute() {
     assert!(reasons[0].contains("missing event time attribute ts"), "{reasons:?}");
     assert!(reasons[1].contains("not a time") || reasons[1].contains("not an integer"), "{reasons:?}");
 }
+
+#[test]
+fn dead_letters_are_replayed_through_fixed_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    // Events with a date add-weekday cannot read, among good ones.
+    let good: Vec<String> = flood_it_lines().into_iter().take(100).collect();
+    let bad: Vec<String> = good[..5].iter().map(|l| l.replace("\"event_date\":\"20180803\"", "\"event_date\":\"2018-08-03\"")).collect();
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, good.iter().chain(&bad).cloned().collect::<Vec<_>>().join("\n")).unwrap();
+    let cfg_path = dir.path().join("p.toml");
+    let write_cfg = |transform: &str| {
+        std::fs::write(
+            &cfg_path,
+            format!(
+                "[source]\ntype = \"file\"\npath = \"input.ndjson\"\n[transform]\nplugin = \"{transform}\"\n\
+                 [sink]\ntype = \"ndjson\"\npath = \"panes.ndjson\"\n[dead_letters]\npath = \"dead.ndjson\"\n"
+            ),
+        )
+        .unwrap()
+    };
+    write_cfg("add-weekday");
+    runnel::cmd::run::run(&cfg_path).unwrap();
+    let dead = deadletter::read(&dir.path().join("dead.ndjson")).unwrap();
+    assert_eq!(dead.len(), 5);
+    assert!(dead[0].reason.contains("not a %Y%m%d date"));
+
+    // "Fix" the pipeline (a transform that accepts them) and replay.
+    write_cfg("identity");
+    let summary = runnel::cmd::dlq::replay(&cfg_path).unwrap();
+    assert_eq!(summary.replayed, 5);
+    assert_eq!(summary.counters.events_in, 5);
+    assert!(summary.kept_aside.exists(), "the originals are kept");
+    assert!(!dir.path().join("dead.ndjson").exists() || deadletter::read(&dir.path().join("dead.ndjson")).unwrap().is_empty());
+    let replayed = read_rows(&dir.path().join("panes.ndjson"));
+    let total: i64 = replayed.iter().map(|r| r["event_count"].as_i64().unwrap()).sum();
+    assert_eq!(total, 5, "the replayed events are counted");
+
+    // Replaying again with the broken plugin puts them back, with provenance.
+    write_cfg("add-weekday");
+    std::fs::rename(&summary.kept_aside, dir.path().join("dead.ndjson")).unwrap();
+    runnel::cmd::dlq::replay(&cfg_path).unwrap();
+    let again = deadletter::read(&dir.path().join("dead.ndjson")).unwrap();
+    assert_eq!(again.len(), 5);
+    assert!(
+        again.iter().all(|d| d.source.starts_with("dlq/") && d.source.contains("input.ndjson:")),
+        "the original provenance is kept: {:?}",
+        again[0].source
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod dlq;
 pub mod publish;
 pub mod replay;
 pub mod run;

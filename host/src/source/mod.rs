@@ -5,9 +5,11 @@
 //! - [`synthetic`]: the bundled Flood It events replayed at a chosen rate
 //!   with timestamps rewritten to now (unbounded);
 //! - [`pubsub`]: a Google Cloud Pub/Sub subscription (unbounded), with
-//!   acknowledgements the pipeline releases once results are written.
+//!   acknowledgements the pipeline releases once results are written;
+//! - [`memory`]: events held in memory (re-driven dead letters).
 
 pub mod file;
+pub mod memory;
 pub mod pubsub;
 pub mod synthetic;
 
