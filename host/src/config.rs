@@ -36,6 +36,10 @@ pub struct PipelineConfig {
     pub pipeline: RunConfig,
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// The admin server; `runnel run` starts it when this table is present
+    /// (or with `--admin ADDR`).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
     #[serde(default)]
     pub cloud: crate::cloud::CloudConfig,
     /// The directory relative paths are resolved against (the file's own).
@@ -354,6 +358,35 @@ pub struct SandboxConfig {
     /// Memory one plugin instance may use.
     #[serde(default = "default_max_memory_mib")]
     pub max_memory_mib: usize,
+    /// After this many batches in a row in which a transform version failed
+    /// (trapped, ran out of time or memory), it is quarantined and the
+    /// version before it restored.
+    #[serde(default = "default_quarantine_after")]
+    pub quarantine_after: u32,
+    /// Watch the plugin files and hot-reload a changed one.
+    #[serde(default = "default_true")]
+    pub watch_plugins: bool,
+    /// How often the plugin files are looked at.
+    #[serde(default = "default_watch_interval_ms")]
+    pub watch_interval_ms: u64,
+    /// Keep precompiled plugins on disk (`cache_dir`), so a restart or a
+    /// reload of a known version skips compilation.
+    #[serde(default = "default_true")]
+    pub cache: bool,
+    /// Where precompiled plugins go (default: `RUNNEL_CACHE_DIR`, else the
+    /// user's cache directory + `/runnel`).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn default_quarantine_after() -> u32 {
+    5
+}
+fn default_true() -> bool {
+    true
+}
+fn default_watch_interval_ms() -> u64 {
+    250
 }
 
 fn default_call_timeout_ms() -> u64 {
@@ -368,6 +401,11 @@ impl Default for SandboxConfig {
         Self {
             call_timeout_ms: default_call_timeout_ms(),
             max_memory_mib: default_max_memory_mib(),
+            quarantine_after: default_quarantine_after(),
+            watch_plugins: true,
+            watch_interval_ms: default_watch_interval_ms(),
+            cache: true,
+            cache_dir: None,
         }
     }
 }
@@ -378,6 +416,58 @@ impl SandboxConfig {
             call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
             max_memory_bytes: self.max_memory_mib << 20,
         }
+    }
+
+    /// The directory for precompiled plugins, if caching on disk.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if !self.cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(crate::plugin::runtime::default_cache_dir)
+    }
+}
+
+/// The admin HTTP server of `runnel run` (health, status, reloads).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on; loopback unless you mean otherwise.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer token that requests changing the pipeline (reload, upload)
+    /// must carry; `RUNNEL_ADMIN_TOKEN` sets it too. Without one, such
+    /// requests are refused.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Largest plugin upload accepted.
+    #[serde(default = "default_max_upload_mib")]
+    pub max_upload_mib: usize,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_max_upload_mib() -> usize {
+    16
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token: None,
+            max_upload_mib: default_max_upload_mib(),
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The token from the file, else from `RUNNEL_ADMIN_TOKEN`.
+    pub fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .or_else(|| std::env::var("RUNNEL_ADMIN_TOKEN").ok())
+            .filter(|t| !t.is_empty())
     }
 }
 
@@ -425,6 +515,14 @@ impl PipelineConfig {
         }
         if self.sandbox.call_timeout_ms == 0 || self.sandbox.max_memory_mib == 0 {
             bail!("[sandbox] call_timeout_ms and max_memory_mib must be positive");
+        }
+        if self.sandbox.quarantine_after == 0 || self.sandbox.watch_interval_ms == 0 {
+            bail!("[sandbox] quarantine_after and watch_interval_ms must be positive");
+        }
+        if let Some(a) = &self.admin {
+            a.listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| anyhow::anyhow!("[admin] listen must be HOST:PORT, e.g. \"127.0.0.1:9464\", got {:?}", a.listen))?;
         }
         if let SourceConfig::Synthetic { rate, .. } = &self.source {
             if !(rate.is_finite() && *rate > 0.0) {

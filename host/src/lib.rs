@@ -22,12 +22,17 @@
 //! - [`sink`]: stdout table, NDJSON, BigQuery, null;
 //! - [`deadletter`]: where bad records go, with reason and provenance;
 //! - [`ndjson`]: reading NDJSON files (dead letters, panes, goldens);
-//! - [`pipeline`]: wires the stages together;
+//! - [`pipeline`]: wires the stages together, and swaps plugin versions
+//!   between batches;
+//! - [`status`]: what a running pipeline tells the outside (counters,
+//!   versions, reload history);
+//! - [`admin`]: the HTTP server beside a running pipeline (status, reloads);
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
 //!   Beam conformance tests;
 //! - [`cmd`]: the command-line commands (`main.rs` only parses arguments).
 
 pub mod accumulate;
+pub mod admin;
 pub mod ack;
 pub mod cloud;
 pub mod cmd;
@@ -40,4 +45,5 @@ pub mod plugin;
 pub mod replay;
 pub mod sink;
 pub mod source;
+pub mod status;
 pub mod window;

@@ -47,10 +47,40 @@ enum Command {
         dead_letters: PathBuf,
     },
     /// Run a pipeline file (TOML; see docs/config.md and examples/).
+    ///
+    /// Plugin files named in it are watched: a changed .wasm is checked and
+    /// swapped in between batches, without a restart and without losing or
+    /// repeating an event; a broken one is refused and the old one keeps
+    /// running. With an [admin] table (or --admin), an HTTP server beside it
+    /// serves /healthz and /api/status and takes `runnel reload`.
     Run {
         /// The pipeline file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Start the admin server on this address (HOST:PORT), overriding [admin] listen.
+        #[arg(long)]
+        admin: Option<String>,
+    },
+    /// Hot-reload plugins of a running pipeline (through its admin server).
+    ///
+    /// Without --transform/--aggregate, the pipeline re-reads its plugin
+    /// files; with them, the given .wasm files are uploaded. Each is checked
+    /// against the contract and smoke-called before it is swapped in; the
+    /// answer says whether it was swapped, unchanged or refused (and why).
+    /// Needs the pipeline's admin token in RUNNEL_ADMIN_TOKEN (or [admin] token).
+    Reload {
+        /// The running pipeline's file (for the admin address and token).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The admin server's address, if not the file's [admin] listen.
+        #[arg(long)]
+        admin: Option<String>,
+        /// A new transform to swap in.
+        #[arg(long)]
+        transform: Option<PathBuf>,
+        /// A new aggregate to swap in.
+        #[arg(long)]
+        aggregate: Option<PathBuf>,
     },
     /// Create the pipeline's Pub/Sub topic and subscription and BigQuery dataset and table (idempotent).
     Setup {
@@ -131,8 +161,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { top, windows, output, dead_letters } => {
             cmd::demo::run(&cmd::demo::DemoOptions { top, windows, output, dead_letters })?;
         }
-        Command::Run { config } => {
-            cmd::run::run(&config)?;
+        Command::Run { config, admin } => {
+            cmd::run::run(&config, admin.as_deref())?;
+        }
+        Command::Reload { config, admin, transform, aggregate } => {
+            let outcomes = cmd::reload::run(&cmd::reload::ReloadOptions { config, admin, transform, aggregate })?;
+            let mut refused = 0;
+            for o in &outcomes {
+                let s = |k: &str| o[k].as_str().unwrap_or("?").to_string();
+                println!("{} {} {}: {}", s("kind"), s("plugin"), s("outcome"), s("message"));
+                refused += usize::from(o["outcome"] == "refused");
+            }
+            if refused > 0 {
+                anyhow::bail!("{refused} plugin version(s) refused; the running versions stay");
+            }
         }
         Command::Setup { config } => cmd::setup::run(&config)?,
         Command::Publish { config, file, rate, repeat, limit } => {

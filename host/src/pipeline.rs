@@ -16,15 +16,22 @@
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use crate::accumulate::{Accumulators, EventBatch};
 use crate::ack::AckTracker;
 use crate::config::{EventTime, PipelineConfig, SinkKind, SourceConfig};
 use crate::deadletter::{DeadLetters, Stage};
 use crate::decode::Decoder;
-use crate::plugin::aggregate::AggregatePlugin;
+use crate::plugin::bundled;
+use crate::plugin::contract::Kind;
+use crate::plugin::handover::Aggregates;
+use crate::plugin::reload::{NewPlugin, ReloadHandle, Reloader};
 use crate::plugin::runtime::PluginRuntime;
 use crate::plugin::transform::TransformPlugin;
 use crate::plugin::PluginSource;
+use crate::status::LiveStatus;
 use crate::cloud::Cloud;
 use crate::sink::{bigquery::BigQuerySink, ndjson::NdjsonSink, stdout::StdoutSink, Columns, NullSink, Provenance, Sink};
 use crate::source::pubsub::{PubsubOptions, PubsubSource};
@@ -46,6 +53,18 @@ pub struct Counters {
     pub dead_letters: u64,
     pub panes: u64,
     pub transform_restarts: u64,
+    /// Plugin versions swapped in while running.
+    pub reloads: u64,
+    /// Plugin versions refused (the old one kept running).
+    pub refused_reloads: u64,
+    /// Transform versions quarantined after failing batch after batch.
+    pub quarantines: u64,
+    /// Time spent in transform calls (failures and retries included).
+    pub transform_time: Duration,
+    /// Time spent in aggregate calls.
+    pub aggregate_time: Duration,
+    /// How long each swap held up the event path.
+    pub reload_stalls: Vec<Duration>,
     pub elapsed: Duration,
 }
 
@@ -53,17 +72,37 @@ impl Counters {
     pub fn events_per_second(&self) -> f64 {
         self.events_in as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// Transform time per input event, in nanoseconds.
+    pub fn transform_ns_per_event(&self) -> f64 {
+        self.transform_time.as_nanos() as f64 / self.events_in.max(1) as f64
+    }
+
+    /// Aggregate time per windowed element, in nanoseconds.
+    pub fn aggregate_ns_per_event(&self) -> f64 {
+        self.aggregate_time.as_nanos() as f64 / self.elements.max(1) as f64
+    }
 }
 
 /// A configured, ready-to-run pipeline.
 pub struct Pipeline {
-    runtime: PluginRuntime,
+    runtime: Arc<PluginRuntime>,
+    reloader: Reloader,
     source: Box<dyn Source>,
     decoder: Decoder,
     transform: Option<TransformPlugin>,
+    /// The transform version before the last swap, restored if the new one
+    /// is quarantined.
+    previous_transform: Option<TransformPlugin>,
+    /// Consecutive batches in which the transform failed.
+    failing_batches: u32,
+    quarantine_after: u32,
+    /// Plugin files to re-read on `runnel reload`.
+    plugin_files: Vec<(Kind, PathBuf)>,
+    status: LiveStatus,
     engine: WindowEngine,
     watermark: WatermarkEstimator,
-    aggregate: Box<dyn Accumulators>,
+    aggregate: Aggregates,
     sink: Box<dyn Sink>,
     dead: DeadLetters,
     provenance: Provenance,
@@ -101,7 +140,7 @@ impl Pipeline {
 
     /// Builds a pipeline, with some parts supplied by the caller.
     pub fn with_overrides(cfg: &PipelineConfig, overrides: Overrides) -> Result<Self> {
-        let runtime = PluginRuntime::new(cfg.sandbox.limits())?;
+        let runtime = Arc::new(PluginRuntime::with_cache(cfg.sandbox.limits(), cfg.sandbox.cache_dir())?);
         let source: Box<dyn Source> = match (overrides.source, &cfg.source) {
             (Some(s), _) => s,
             (None, SourceConfig::File { path }) => Box::new(FileSource::open(&cfg.resolve(path))?),
@@ -134,8 +173,27 @@ impl Pipeline {
                     .context("[transform] plugin refused")
             })
             .transpose()?;
+        let transform_config = cfg.transform.as_ref().map(|t| t.config.to_config_string()).unwrap_or_default();
+        let reloader = Reloader::start(
+            runtime.clone(),
+            decoder.fields_spec(),
+            transform_config,
+            cfg.aggregate.config.to_config_string(),
+        )?;
+        let mut plugin_files = Vec::new();
+        if let Some(t) = &cfg.transform {
+            if bundled::find(&t.plugin).is_none() {
+                plugin_files.push((Kind::Transform, cfg.resolve(Path::new(&t.plugin))));
+            }
+        }
+        if bundled::find(&cfg.aggregate.plugin).is_none() {
+            plugin_files.push((Kind::Aggregate, cfg.resolve(Path::new(&cfg.aggregate.plugin))));
+        }
+        if cfg.sandbox.watch_plugins {
+            reloader.watch(plugin_files.clone(), Duration::from_millis(cfg.sandbox.watch_interval_ms));
+        }
         let agg_source = PluginSource::resolve(&cfg.aggregate.plugin, &cfg.base_dir).context("[aggregate] plugin")?;
-        let aggregate = AggregatePlugin::load(&runtime, agg_source, &cfg.aggregate.config.to_config_string())
+        let aggregate = crate::plugin::aggregate::AggregatePlugin::load(&runtime, agg_source, &cfg.aggregate.config.to_config_string())
             .context("[aggregate] plugin refused")?;
         let provenance = Provenance {
             transform: transform.as_ref().map(|t| label(&t.source)),
@@ -170,14 +228,26 @@ impl Pipeline {
             let redelivery = i64::from(*ack_deadline_s).max(*lease_extension_s as i64);
             watermark.default_startup_hold((redelivery + 5) * 1_000_000);
         }
+        let status = LiveStatus::default();
+        status.update(|s| {
+            s.transform = provenance.transform.clone();
+            s.aggregate = provenance.aggregate.clone();
+            s.running = true;
+        });
         Ok(Self {
             runtime,
+            reloader,
             source,
             decoder,
             transform,
+            previous_transform: None,
+            failing_batches: 0,
+            quarantine_after: cfg.sandbox.quarantine_after,
+            plugin_files,
+            status,
             engine: WindowEngine::new(engine_cfg),
             watermark,
-            aggregate: Box::new(aggregate),
+            aggregate: Aggregates::new(aggregate),
             sink,
             dead: DeadLetters::create(&cfg.resolve(&cfg.dead_letters.path))?,
             provenance,
@@ -192,6 +262,122 @@ impl Pipeline {
         })
     }
 
+    /// Where to send new plugin versions (the file watcher uses it too).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reloader.handle()
+    }
+
+    /// The live status (for the admin server and tests).
+    pub fn status(&self) -> LiveStatus {
+        self.status.clone()
+    }
+
+    /// The plugin files of the pipeline file (bundled plugins have none).
+    pub fn plugin_files(&self) -> &[(Kind, PathBuf)] {
+        &self.plugin_files
+    }
+
+    /// Swaps in plugin versions the loader has ready, between batches: the
+    /// batch before ran wholly on the old version, the next runs wholly on
+    /// the new one.
+    fn apply_reloads(&mut self) -> Result<()> {
+        for mut loaded in self.reloader.ready() {
+            let started = Instant::now();
+            let outcome = match std::mem::replace(&mut loaded.plugin, Err(String::new())) {
+                Err(reason) => {
+                    self.counters.refused_reloads += 1;
+                    loaded.answer("refused", format!("the running version stays: {reason}"))
+                }
+                Ok(_) if self.running_label(loaded.kind) == loaded.label => {
+                    loaded.answer("unchanged", "this version is already running".into())
+                }
+                Ok(NewPlugin::Transform(p)) => {
+                    self.provenance.transform = Some(label(&p.source));
+                    self.previous_transform = self.transform.replace(*p);
+                    self.failing_batches = 0;
+                    self.counters.reloads += 1;
+                    loaded.answer("swapped", "the next batch runs on it".into())
+                }
+                Ok(NewPlugin::Aggregate(p)) => {
+                    let name = label(&p.source);
+                    let live = self.engine.live_slots();
+                    match self.aggregate.swap(*p, &live, self.engine.is_merging())? {
+                        Ok(message) => {
+                            self.provenance.aggregate = name;
+                            self.counters.reloads += 1;
+                            loaded.answer("swapped", message)
+                        }
+                        Err(reason) => {
+                            self.counters.refused_reloads += 1;
+                            loaded.answer("refused", format!("the running version stays: {reason}"))
+                        }
+                    }
+                }
+            };
+            if outcome.outcome == "swapped" {
+                self.counters.reload_stalls.push(started.elapsed());
+                tracing::warn!(kind = outcome.kind, plugin = %outcome.plugin, "{}", outcome.message);
+            } else {
+                tracing::warn!(kind = outcome.kind, plugin = %outcome.plugin, outcome = outcome.outcome, "{}", outcome.message);
+            }
+            eprintln!("{} {} {}: {}", outcome.kind, outcome.plugin, outcome.outcome, outcome.message);
+            self.status.record(outcome);
+        }
+        Ok(())
+    }
+
+    fn running_label(&self, kind: Kind) -> String {
+        match kind {
+            Kind::Transform => self.provenance.transform.clone().unwrap_or_default(),
+            Kind::Aggregate => self.provenance.aggregate.clone(),
+        }
+    }
+
+    /// After `quarantine_after` batches in a row in which the transform
+    /// failed, the version is quarantined: the one before it is restored
+    /// when there is one (poison events are isolated either way).
+    fn check_quarantine(&mut self, failed: bool) {
+        self.failing_batches = if failed { self.failing_batches + 1 } else { 0 };
+        if self.failing_batches < self.quarantine_after {
+            return;
+        }
+        self.failing_batches = 0;
+        let Some(previous) = self.previous_transform.take() else {
+            tracing::warn!("the transform failed {} batches in a row, and there is no earlier version to go back to", self.quarantine_after);
+            return;
+        };
+        let bad = self.provenance.transform.clone().unwrap_or_default();
+        self.provenance.transform = Some(label(&previous.source));
+        self.transform = Some(previous);
+        self.counters.quarantines += 1;
+        let outcome = crate::plugin::reload::ReloadOutcome {
+            kind: Kind::Transform.world(),
+            plugin: bad,
+            outcome: "quarantined",
+            message: format!(
+                "it failed {} batches in a row; {} is running again",
+                self.quarantine_after,
+                self.provenance.transform.as_deref().unwrap_or("")
+            ),
+            load_ms: 0.0,
+        };
+        eprintln!("transform {} quarantined: {}", outcome.plugin, outcome.message);
+        tracing::error!(plugin = %outcome.plugin, "{}", outcome.message);
+        self.status.record(outcome);
+    }
+
+    /// Publishes the counters and versions to the live status.
+    fn publish_status(&self) {
+        let retiring = self.aggregate.retiring().map(|(p, left)| (label(&p.source), left));
+        self.status.update(|s| {
+            s.counters = (&self.counters).into();
+            s.counters.dead_letters = self.dead.total();
+            s.transform = self.provenance.transform.clone();
+            s.aggregate = self.provenance.aggregate.clone();
+            s.retiring_aggregate = retiring;
+        });
+    }
+
     pub fn dead_letters(&self) -> &DeadLetters {
         &self.dead
     }
@@ -204,6 +390,7 @@ impl Pipeline {
     pub fn run(&mut self) -> Result<Counters> {
         let started = Instant::now();
         while let Some(mut batch) = self.source.next_batch(self.batch_size)? {
+            self.apply_reloads()?;
             let now = now_us();
             self.engine.advance_processing_time(now);
             self.process_batch(&mut batch, now)?;
@@ -211,7 +398,9 @@ impl Pipeline {
             self.engine.advance_watermark(self.watermark.current(now));
             self.flush()?;
             self.release_acks(&batch)?;
+            self.publish_status();
         }
+        self.apply_reloads()?;
         self.engine.advance_watermark(i64::MAX);
         self.flush()?;
         self.sink.finish()?;
@@ -220,6 +409,8 @@ impl Pipeline {
         self.source.ack(&done);
         self.counters.dead_letters = self.dead.total();
         self.counters.elapsed = started.elapsed();
+        self.publish_status();
+        self.status.update(|s| s.running = false);
         Ok(self.counters.clone())
     }
 
@@ -269,9 +460,13 @@ impl Pipeline {
             batch.events = smaller;
         }
         let needs_payload = self.aggregate.needs_payload();
+        let mut transform_failed = false;
         if let Some(transform) = &mut self.transform {
+            let called = Instant::now();
             let out = transform.transform(&self.runtime, &mut batch.events);
+            self.counters.transform_time += called.elapsed();
             self.counters.transform_restarts += out.restarts as u64;
+            transform_failed = out.restarts > 0;
             let plugin = label(&transform.source);
             let mut produced = vec![false; batch.events.len()];
             for r in &out.rejected {
@@ -331,9 +526,14 @@ impl Pipeline {
                 }
             }
         }
+        if self.transform.is_some() {
+            self.check_quarantine(transform_failed);
+        }
         // The aggregate's refusals name element numbers; map them back.
         let (ops, mut panes) = self.engine.drain();
+        let called = Instant::now();
         let rejected = self.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?;
+        self.counters.aggregate_time += called.elapsed();
         for r in rejected {
             let element = r.event as usize;
             let payload = if needs_payload { self.agg_events.get(element).to_vec() } else { Vec::new() };
@@ -351,7 +551,9 @@ impl Pipeline {
         let (ops, mut panes) = self.engine.drain();
         // Only extracts and releases are pending here: no payloads needed.
         let mut none = EventBatch::default();
+        let called = Instant::now();
         self.aggregate.apply(&ops, &mut none, &mut panes)?;
+        self.counters.aggregate_time += called.elapsed();
         self.write_panes(panes)
     }
 

@@ -114,3 +114,75 @@ pub mod emulators {
         body["receivedMessages"].as_array().map(Vec::len).unwrap_or(0)
     }
 }
+
+/// A source that hands out another source's batches slowly, calling a hook
+/// before each one (with the batch number, from 1): a pipeline run that
+/// lasts long enough to be changed while it runs.
+pub struct PacedSource<S> {
+    pub inner: S,
+    pub delay: std::time::Duration,
+    pub before_batch: Box<dyn FnMut(usize) + Send>,
+    batches: usize,
+}
+
+impl<S> PacedSource<S> {
+    pub fn new(inner: S, delay: std::time::Duration, before_batch: impl FnMut(usize) + Send + 'static) -> Self {
+        Self { inner, delay, before_batch: Box::new(before_batch), batches: 0 }
+    }
+}
+
+impl<S: runnel::source::Source> runnel::source::Source for PacedSource<S> {
+    fn next_batch(&mut self, max: usize) -> anyhow::Result<Option<runnel::source::SourceBatch>> {
+        self.batches += 1;
+        (self.before_batch)(self.batches);
+        std::thread::sleep(self.delay);
+        self.inner.next_batch(max)
+    }
+}
+
+/// `component` with a custom section appended: the same plugin, rebuilt
+/// (another content hash, so another version to the host).
+pub fn rebuilt(component: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"runnel-test-build";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    let mut len = payload.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The bundled events, then the same events a day later: 100,000 in order.
+pub fn two_days() -> Vec<String> {
+    let day1 = flood_it_lines();
+    let day2: Vec<String> = day1
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let ts = v["event_timestamp"].as_i64().unwrap();
+            l.replacen(&format!("\"event_timestamp\":{ts}"), &format!("\"event_timestamp\":{}", ts + 86_400_000_000), 1)
+        })
+        .collect();
+    day1.into_iter().chain(day2).collect()
+}
+
+/// Per-(user, window) counts from a pane file, asserting one pane per window.
+pub fn pane_counts(rows: &[serde_json::Value]) -> BTreeMap<(String, i64), i64> {
+    let mut counts = BTreeMap::new();
+    for r in rows {
+        let key = (r["user_pseudo_id"].as_str().unwrap().to_string(), rfc3339_us(r["window_start"].as_str().unwrap()));
+        assert!(counts.insert(key, r["event_count"].as_i64().unwrap()).is_none(), "one pane per window: {r}");
+    }
+    counts
+}

@@ -197,7 +197,7 @@ fn dead_letters_are_replayed_through_fixed_plugins() {
         .unwrap()
     };
     write_cfg("add-weekday");
-    runnel::cmd::run::run(&cfg_path).unwrap();
+    runnel::cmd::run::run(&cfg_path, None).unwrap();
     let dead = deadletter::read(&dir.path().join("dead.ndjson")).unwrap();
     assert_eq!(dead.len(), 5);
     assert!(dead[0].reason.contains("not a %Y%m%d date"));

@@ -4,6 +4,7 @@ pub mod check;
 pub mod demo;
 pub mod dlq;
 pub mod publish;
+pub mod reload;
 pub mod replay;
 pub mod run;
 pub mod setup;

@@ -1,15 +1,36 @@
-//! `runnel run --config FILE`: runs a pipeline file.
+//! `runnel run --config FILE`: runs a pipeline file, with the admin server
+//! beside it when the file has an `[admin]` table or `--admin` is given.
 
 use anyhow::Result;
 use std::path::Path;
 
+use crate::admin::{AdminContext, AdminServer};
 use crate::config::PipelineConfig;
 use crate::pipeline::{Counters, Pipeline};
 
-pub fn run(config: &Path) -> Result<Counters> {
+pub fn run(config: &Path, admin: Option<&str>) -> Result<Counters> {
     let cfg = PipelineConfig::load(config)?;
     let mut pipeline = Pipeline::from_config(&cfg)?;
+    let _admin = start_admin(&cfg, admin, &pipeline)?;
     let counters = pipeline.run()?;
     super::print_summary(&counters, pipeline.dead_letters());
     Ok(counters)
+}
+
+/// Starts the admin server for `pipeline` if the config or `listen` asks for one.
+pub fn start_admin(cfg: &PipelineConfig, listen: Option<&str>, pipeline: &Pipeline) -> Result<Option<AdminServer>> {
+    if cfg.admin.is_none() && listen.is_none() {
+        return Ok(None);
+    }
+    let admin = cfg.admin.clone().unwrap_or_default();
+    let ctx = AdminContext {
+        status: pipeline.status(),
+        reload: pipeline.reload_handle(),
+        files: pipeline.plugin_files().to_vec(),
+        token: admin.token(),
+        max_upload_bytes: admin.max_upload_mib << 20,
+    };
+    let server = AdminServer::start(listen.unwrap_or(&admin.listen), ctx)?;
+    eprintln!("admin server on http://{} (GET /api/status, POST /api/reload)", server.addr());
+    Ok(Some(server))
 }

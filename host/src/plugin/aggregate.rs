@@ -80,6 +80,28 @@ impl AggregatePlugin {
         &self.info.state_format
     }
 
+    /// The accumulators of `slots`, as bytes (for a new plugin version).
+    pub fn export_state(&mut self, slots: &[u32]) -> Result<Vec<Vec<u8>>> {
+        self.store.set_epoch_deadline(self.ticks);
+        self.instance
+            .runnel_plugin_aggregator()
+            .call_export_state(&mut self.store, slots)
+            .map_err(|e| self.fail("export-state", e))
+    }
+
+    /// Loads accumulators exported by another version.
+    pub fn import_state(&mut self, slots: &[u32], states: Vec<Vec<u8>>) -> Result<()> {
+        for (slot, bytes) in slots.iter().zip(states) {
+            self.store.set_epoch_deadline(self.ticks);
+            self.instance
+                .runnel_plugin_aggregator()
+                .call_import_state(&mut self.store, *slot, &bytes)
+                .map_err(|e| self.fail("import-state", e))?
+                .map_err(|reason| anyhow!("{} refused an accumulator: {reason}", self.source.name))?;
+        }
+        Ok(())
+    }
+
     fn fail(&self, what: &str, err: wasmtime::Error) -> anyhow::Error {
         anyhow!(
             "aggregate plugin {} failed in `{what}`: {}; its accumulators are lost, so the run \

@@ -6,12 +6,16 @@
 //!   ticker behind per-call time budgets, and per-store memory limits;
 //! - [`contract`]: which world a component implements, or why it implements none;
 //! - [`transform`] / [`aggregate`]: typed callers with trap handling;
+//! - [`reload`]: hot reload: loading and checking new versions off the event path;
+//! - [`handover`]: swapping the aggregate and what becomes of open windows;
 //! - [`bundled`]: the guests compiled into the `runnel` binary.
 
 pub mod aggregate;
 pub mod bindings;
 pub mod bundled;
 pub mod contract;
+pub mod handover;
+pub mod reload;
 pub mod runtime;
 pub mod transform;
 

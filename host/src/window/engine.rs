@@ -244,6 +244,15 @@ impl WindowEngine {
             .max()
     }
 
+    /// Every accumulator slot in use (to carry state to a new aggregate version).
+    pub fn live_slots(&self) -> Vec<u32> {
+        self.keys
+            .iter()
+            .flatten()
+            .flat_map(|k| k.windows.iter().map(|w| w.slot))
+            .collect()
+    }
+
     /// Whether windows merge (sessions).
     pub fn is_merging(&self) -> bool {
         self.cfg.window_fn.is_merging()

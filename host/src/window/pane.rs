@@ -65,3 +65,17 @@ pub struct Pane {
     /// Filled in once the aggregate has run; `None` only in between.
     pub value: Option<Value>,
 }
+
+impl Pane {
+    /// A placeholder pane for a plugin's smoke call.
+    pub fn smoke() -> Self {
+        Pane {
+            key: String::new(),
+            window: Window { start: 0, end: 1 },
+            timing: Timing::OnTime,
+            index: 0,
+            is_last: true,
+            value: None,
+        }
+    }
+}

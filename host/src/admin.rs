@@ -1,0 +1,241 @@
+//! The admin HTTP server beside a running pipeline (axum, on its own thread
+//! and runtime, off the event path).
+//!
+//! | request | what it does | token |
+//! |---|---|---|
+//! | `GET /healthz` | `ok` while the server runs | no |
+//! | `GET /api/status` | counters, plugin versions, reload history (JSON) | no |
+//! | `POST /api/reload[?kind=transform\|aggregate]` | re-reads the pipeline file's plugin files and swaps in changed ones | yes |
+//! | `POST /api/plugins/{transform\|aggregate}` | body: a `.wasm`; checks it and swaps it in | yes |
+//!
+//! Safe by default: it listens on loopback unless configured otherwise, and
+//! a request that changes the pipeline must carry `Authorization: Bearer
+//! TOKEN` (`[admin] token` or `RUNNEL_ADMIN_TOKEN`); without a configured
+//! token such requests are refused. Uploads are limited in size and go
+//! through the same contract check and smoke call as any reload; a refused
+//! one changes nothing.
+
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::plugin::contract::Kind;
+use crate::plugin::reload::{ReloadHandle, ReloadOutcome};
+use crate::plugin::PluginSource;
+use crate::status::LiveStatus;
+
+/// How long a reload request waits for the pipeline to swap or refuse.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the server needs from the pipeline.
+pub struct AdminContext {
+    pub status: LiveStatus,
+    pub reload: ReloadHandle,
+    /// The pipeline file's plugin files (re-read by `POST /api/reload`).
+    pub files: Vec<(Kind, PathBuf)>,
+    pub token: Option<String>,
+    pub max_upload_bytes: usize,
+}
+
+/// A running admin server; dropping it stops it.
+pub struct AdminServer {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AdminServer {
+    /// Binds `listen` (`HOST:PORT`; port 0 picks a free one) and serves.
+    pub fn start(listen: &str, ctx: AdminContext) -> Result<Self> {
+        let listener = std::net::TcpListener::bind(listen).with_context(|| {
+            format!("cannot listen on {listen} for the admin server: pick another [admin] listen address or port")
+        })?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(Arc::new(ctx));
+        let thread = std::thread::Builder::new()
+            .name("runnel-admin".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("a bound listener");
+                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    });
+                    if let Err(e) = served.await {
+                        tracing::error!(error = %e, "the admin server stopped");
+                    }
+                });
+            })
+            .context("cannot start the admin server thread")?;
+        Ok(Self { addr, shutdown: Some(tx), thread: Some(thread) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Ctx = Arc<AdminContext>;
+
+fn router(ctx: Ctx) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/status", get(status))
+        .route("/api/reload", post(reload))
+        .route("/api/plugins/{kind}", post(upload))
+        .with_state(ctx)
+}
+
+/// An error as JSON: `{"error": "..."}`.
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn status(State(ctx): State<Ctx>) -> Response {
+    Json(ctx.status.snapshot()).into_response()
+}
+
+/// Refuses a request that would change the pipeline without the token.
+fn authorize(ctx: &AdminContext, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &ctx.token else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "changing the pipeline over HTTP is off: set [admin] token in the pipeline file or RUNNEL_ADMIN_TOKEN",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
+        None => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "this request changes the pipeline: send `Authorization: Bearer TOKEN` (runnel reload does, from RUNNEL_ADMIN_TOKEN)",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse_kind(kind: &str) -> Option<Kind> {
+    match kind {
+        "transform" => Some(Kind::Transform),
+        "aggregate" => Some(Kind::Aggregate),
+        _ => None,
+    }
+}
+
+/// Sends a version to the pipeline and waits for its verdict.
+async fn swap(ctx: &AdminContext, kind: Kind, source: PluginSource) -> Result<ReloadOutcome, Response> {
+    let reply = ctx.reload.request_with_reply(kind, source);
+    tokio::task::spawn_blocking(move || reply.recv_timeout(REPLY_TIMEOUT))
+        .await
+        .expect("the waiting task does not panic")
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline did not answer: it has ended, or is stalled"))
+}
+
+fn outcome_response(outcomes: Vec<ReloadOutcome>) -> Response {
+    let refused = outcomes.iter().any(|o| o.outcome == "refused");
+    let code = if refused { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    (code, Json(outcomes)).into_response()
+}
+
+#[derive(Deserialize)]
+struct ReloadQuery {
+    kind: Option<String>,
+}
+
+async fn reload(State(ctx): State<Ctx>, headers: HeaderMap, Query(q): Query<ReloadQuery>) -> Response {
+    if let Err(r) = authorize(&ctx, &headers) {
+        return r;
+    }
+    let only = match q.kind.as_deref().map(|k| parse_kind(k).ok_or(k)) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(k)) => return error(StatusCode::BAD_REQUEST, format!("no plugin kind {k:?}: use transform or aggregate")),
+    };
+    let files: Vec<_> = ctx.files.iter().filter(|(k, _)| only.is_none_or(|o| o == *k)).cloned().collect();
+    if files.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "this pipeline has no plugin files to re-read (it runs bundled plugins): upload a .wasm with `runnel reload --transform FILE` or `--aggregate FILE`",
+        );
+    }
+    let mut outcomes = Vec::new();
+    for (kind, path) in files {
+        let source = match PluginSource::from_file(&path) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")),
+        };
+        match swap(&ctx, kind, source).await {
+            Ok(o) => outcomes.push(o),
+            Err(r) => return r,
+        }
+    }
+    outcome_response(outcomes)
+}
+
+async fn upload(State(ctx): State<Ctx>, headers: HeaderMap, UrlPath(kind): UrlPath<String>, body: Body) -> Response {
+    if let Err(r) = authorize(&ctx, &headers) {
+        return r;
+    }
+    let Some(kind) = parse_kind(&kind) else {
+        return error(StatusCode::NOT_FOUND, format!("no plugin kind {kind:?}: POST to /api/plugins/transform or /api/plugins/aggregate"));
+    };
+    let too_big = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the upload is larger than the limit of {} MiB ([admin] max_upload_mib); plugins built with the guest profile are far smaller",
+                ctx.max_upload_bytes >> 20
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > ctx.max_upload_bytes) {
+        return too_big();
+    }
+    let bytes = match axum::body::to_bytes(body, ctx.max_upload_bytes).await {
+        Ok(b) => b,
+        Err(_) => return too_big(),
+    };
+    let name = headers
+        .get("x-plugin-name")
+        .and_then(|v| v.to_str().ok())
+        .filter(|n| !n.is_empty() && n.len() <= 200)
+        .unwrap_or("plugin.wasm");
+    let source = PluginSource::from_bytes(format!("upload:{name}"), bytes.to_vec());
+    match swap(&ctx, kind, source).await {
+        Ok(o) => outcome_response(vec![o]),
+        Err(r) => r,
+    }
+}

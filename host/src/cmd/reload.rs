@@ -1,0 +1,68 @@
+//! `runnel reload`: asks a running pipeline (through its admin server) to
+//! swap in new plugin versions, and prints what became of each.
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+use crate::config::PipelineConfig;
+
+pub struct ReloadOptions {
+    /// The running pipeline's file (its `[admin]` address and token).
+    pub config: PathBuf,
+    /// The admin server's address, if not the file's.
+    pub admin: Option<String>,
+    /// New versions to upload; with neither, the pipeline re-reads its
+    /// plugin files.
+    pub transform: Option<PathBuf>,
+    pub aggregate: Option<PathBuf>,
+}
+
+/// Sends the request(s); returns each outcome as the server gave it.
+pub fn run(opts: &ReloadOptions) -> Result<Vec<serde_json::Value>> {
+    let cfg = PipelineConfig::load(&opts.config)?;
+    let admin = cfg.admin.clone().unwrap_or_default();
+    let address = opts.admin.clone().unwrap_or(admin.listen.clone());
+    let base = if address.starts_with("http") { address } else { format!("http://{address}") };
+    let token = admin.token().context(
+        "no admin token: set RUNNEL_ADMIN_TOKEN (or [admin] token in the pipeline file) to the running pipeline's token",
+    )?;
+    let mut outcomes = Vec::new();
+    let uploads: Vec<_> = [("transform", &opts.transform), ("aggregate", &opts.aggregate)]
+        .into_iter()
+        .filter_map(|(k, p)| p.as_ref().map(|p| (k, p)))
+        .collect();
+    if uploads.is_empty() {
+        outcomes.extend(send(ureq::post(&format!("{base}/api/reload")), &token, None)?);
+    }
+    for (kind, path) in uploads {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let req = ureq::post(&format!("{base}/api/plugins/{kind}")).set("x-plugin-name", &name);
+        outcomes.extend(send(req, &token, Some(&bytes))?);
+    }
+    Ok(outcomes)
+}
+
+fn send(req: ureq::Request, token: &str, body: Option<&[u8]>) -> Result<Vec<serde_json::Value>> {
+    let url = req.url().to_string();
+    let req = req.set("authorization", &format!("Bearer {token}")).timeout(std::time::Duration::from_secs(90));
+    let resp = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    let resp = match resp {
+        Ok(r) => r,
+        Err(ureq::Error::Status(422, r)) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            let text = r.into_string().unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            bail!("the admin server refused ({code}): {message}");
+        }
+        Err(e) => bail!("cannot reach the admin server at {url}: {e}; is `runnel run` running with an [admin] table (or --admin)?"),
+    };
+    let v: serde_json::Value = resp.into_json().context("the admin server's answer is not JSON")?;
+    Ok(v.as_array().cloned().unwrap_or_else(|| vec![v]))
+}

@@ -1,0 +1,103 @@
+//! What a running pipeline tells the outside: its counters, the plugin
+//! versions it runs, and the history of reloads, refusals and quarantines.
+//! The pipeline updates it between batches; the admin server (and tests)
+//! read it.
+
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use crate::pipeline::Counters;
+use crate::plugin::reload::ReloadOutcome;
+
+/// How many reload events are kept.
+const HISTORY: usize = 100;
+
+/// One reload, refusal or quarantine.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReloadEvent {
+    /// RFC 3339, UTC.
+    pub time: String,
+    #[serde(flatten)]
+    pub outcome: ReloadOutcome,
+}
+
+/// A snapshot of a running pipeline.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Snapshot {
+    /// `name@hash` of the running transform, if any.
+    pub transform: Option<String>,
+    /// `name@hash` of the running aggregate.
+    pub aggregate: String,
+    /// The aggregate version still finishing windows opened before a swap
+    /// to another state format, and how many it has left.
+    pub retiring_aggregate: Option<(String, usize)>,
+    pub counters: CounterSnapshot,
+    /// Newest last.
+    pub reloads: VecDeque<ReloadEvent>,
+    /// False once the pipeline has ended.
+    pub running: bool,
+}
+
+/// The counters, as numbers for JSON.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CounterSnapshot {
+    pub events_in: u64,
+    pub filtered: u64,
+    pub elements: u64,
+    pub late: u64,
+    pub dead_letters: u64,
+    pub panes: u64,
+    pub transform_restarts: u64,
+    pub reloads: u64,
+    pub refused_reloads: u64,
+    pub quarantines: u64,
+    pub transform_ns_per_event: f64,
+    pub aggregate_ns_per_event: f64,
+}
+
+impl From<&Counters> for CounterSnapshot {
+    fn from(c: &Counters) -> Self {
+        Self {
+            events_in: c.events_in,
+            filtered: c.filtered,
+            elements: c.elements,
+            late: c.late,
+            dead_letters: c.dead_letters,
+            panes: c.panes,
+            transform_restarts: c.transform_restarts,
+            reloads: c.reloads,
+            refused_reloads: c.refused_reloads,
+            quarantines: c.quarantines,
+            transform_ns_per_event: c.transform_ns_per_event(),
+            aggregate_ns_per_event: c.aggregate_ns_per_event(),
+        }
+    }
+}
+
+/// The shared, live status.
+#[derive(Clone, Default)]
+pub struct LiveStatus(Arc<Mutex<Snapshot>>);
+
+impl LiveStatus {
+    pub fn snapshot(&self) -> Snapshot {
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
+        f(&mut self.0.lock().expect("not poisoned"));
+    }
+
+    /// Records a reload outcome in the history.
+    pub fn record(&self, outcome: ReloadOutcome) {
+        self.update(|s| {
+            if s.reloads.len() == HISTORY {
+                s.reloads.pop_front();
+            }
+            s.reloads.push_back(ReloadEvent {
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                outcome,
+            });
+        });
+    }
+}
