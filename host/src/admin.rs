@@ -201,6 +201,27 @@ async fn reload(State(ctx): State<Ctx>, headers: HeaderMap, Query(q): Query<Relo
     outcome_response(outcomes)
 }
 
+/// The body if it fits in `limit` bytes. A larger one is still read to its
+/// end (up to a bound) and thrown away, so the client gets the answer
+/// instead of a connection closed under it.
+async fn read_limited(body: Body, limit: usize) -> Option<Vec<u8>> {
+    use futures_util::StreamExt;
+    let drain_bound = limit.saturating_mul(4).max(64 << 20);
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        seen += chunk.len();
+        if seen <= limit {
+            out.extend_from_slice(&chunk);
+        } else if seen > drain_bound {
+            return None;
+        }
+    }
+    (seen <= limit).then_some(out)
+}
+
 async fn upload(State(ctx): State<Ctx>, headers: HeaderMap, UrlPath(kind): UrlPath<String>, body: Body) -> Response {
     if let Err(r) = authorize(&ctx, &headers) {
         return r;
@@ -217,16 +238,9 @@ async fn upload(State(ctx): State<Ctx>, headers: HeaderMap, UrlPath(kind): UrlPa
             ),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > ctx.max_upload_bytes) {
-        return too_big();
-    }
-    let bytes = match axum::body::to_bytes(body, ctx.max_upload_bytes).await {
-        Ok(b) => b,
-        Err(_) => return too_big(),
+    let bytes = match read_limited(body, ctx.max_upload_bytes).await {
+        Some(b) => b,
+        None => return too_big(),
     };
     let name = headers
         .get("x-plugin-name")

@@ -313,8 +313,14 @@ pub enum SinkKind {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
+    /// The NDJSON file every dead letter is written to (`runnel dlq replay`
+    /// reads it).
     #[serde(default = "default_dead_letter_path")]
     pub path: PathBuf,
+    /// Also publish each dead letter to this Pub/Sub topic (see `[cloud]`);
+    /// publishing is confirmed before any input is acknowledged.
+    #[serde(default)]
+    pub topic: Option<String>,
 }
 
 fn default_dead_letter_path() -> PathBuf {
@@ -325,6 +331,7 @@ impl Default for DeadLetterConfig {
     fn default() -> Self {
         Self {
             path: default_dead_letter_path(),
+            topic: None,
         }
     }
 }

@@ -7,6 +7,11 @@
 //! `source` its provenance (`file.ndjson:17`), `plugin` the plugin version
 //! involved, and `payload` the original event as text (or `payload_base64`
 //! when it is not UTF-8). Nothing refused is ever dropped silently.
+//!
+//! With `[dead_letters] topic`, each record is also published to a Pub/Sub
+//! topic (the record as the message data, `stage` and `reason_kind` as
+//! attributes); [`DeadLetters::flush`] waits for every publish to be
+//! confirmed, so no input is acknowledged before its dead letter is safe.
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
@@ -70,6 +75,15 @@ pub struct DeadLetters {
     path: PathBuf,
     counts: BTreeMap<(Stage, String), u64>,
     total: u64,
+    topic: Option<TopicCopy>,
+}
+
+/// Dead letters on their way to a Pub/Sub topic.
+struct TopicCopy {
+    rt: tokio::runtime::Runtime,
+    publisher: google_cloud_pubsub::client::Publisher,
+    name: String,
+    pending: Vec<google_cloud_pubsub::publisher::PublishFuture>,
 }
 
 /// The kind of a reason for counting: its text up to the first colon.
@@ -94,7 +108,16 @@ impl DeadLetters {
             path: path.to_path_buf(),
             counts: BTreeMap::new(),
             total: 0,
+            topic: None,
         })
+    }
+
+    /// Also publishes every dead letter to `topic`.
+    pub fn publish_to(&mut self, cloud: &crate::cloud::Cloud, topic: &str) -> Result<()> {
+        let rt = crate::cloud::runtime()?;
+        let publisher = rt.block_on(cloud.publisher(topic))?;
+        self.topic = Some(TopicCopy { rt, publisher, name: cloud.topic_path(topic), pending: Vec::new() });
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -115,9 +138,17 @@ impl DeadLetters {
             payload: text,
             payload_base64: b64,
         };
-        serde_json::to_writer(&mut self.out, &record)?;
+        let line = serde_json::to_vec(&record)?;
+        self.out.write_all(&line)?;
         self.out.write_all(b"\n")?;
-        *self.counts.entry((stage, reason_kind(reason))).or_default() += 1;
+        let kind = reason_kind(reason);
+        if let Some(t) = &mut self.topic {
+            let message = google_cloud_pubsub::model::Message::new()
+                .set_data(line)
+                .set_attributes([("stage", stage.as_str().to_string()), ("reason_kind", kind.clone())]);
+            t.pending.push(t.publisher.publish(message));
+        }
+        *self.counts.entry((stage, kind)).or_default() += 1;
         self.total += 1;
         Ok(())
     }
@@ -126,7 +157,19 @@ impl DeadLetters {
     pub fn flush(&mut self) -> Result<()> {
         self.out
             .flush()
-            .with_context(|| format!("cannot write dead letters to {}", self.path.display()))
+            .with_context(|| format!("cannot write dead letters to {}", self.path.display()))?;
+        if let Some(t) = &mut self.topic {
+            let pending = std::mem::take(&mut t.pending);
+            t.rt.block_on(async {
+                for p in pending {
+                    p.await.with_context(|| {
+                        format!("cannot publish a dead letter to {}; nothing is acknowledged until it can", t.name)
+                    })?;
+                }
+                anyhow::Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     pub fn total(&self) -> u64 {

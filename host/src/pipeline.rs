@@ -228,6 +228,10 @@ impl Pipeline {
             let redelivery = i64::from(*ack_deadline_s).max(*lease_extension_s as i64);
             watermark.default_startup_hold((redelivery + 5) * 1_000_000);
         }
+        let mut dead = DeadLetters::create(&cfg.resolve(&cfg.dead_letters.path))?;
+        if let Some(topic) = &cfg.dead_letters.topic {
+            dead.publish_to(&Cloud::resolve(&cfg.cloud)?, topic).context("[dead_letters] topic")?;
+        }
         let status = LiveStatus::default();
         status.update(|s| {
             s.transform = provenance.transform.clone();
@@ -249,7 +253,7 @@ impl Pipeline {
             watermark,
             aggregate: Aggregates::new(aggregate),
             sink,
-            dead: DeadLetters::create(&cfg.resolve(&cfg.dead_letters.path))?,
+            dead,
             provenance,
             batch_size: cfg.pipeline.batch_size,
             max_bytes: cfg.event.max_bytes,
@@ -286,30 +290,36 @@ impl Pipeline {
             let outcome = match std::mem::replace(&mut loaded.plugin, Err(String::new())) {
                 Err(reason) => {
                     self.counters.refused_reloads += 1;
-                    loaded.answer("refused", format!("the running version stays: {reason}"))
+                    loaded.outcome("refused", format!("the running version stays: {reason}"))
                 }
                 Ok(_) if self.running_label(loaded.kind) == loaded.label => {
-                    loaded.answer("unchanged", "this version is already running".into())
+                    loaded.outcome("unchanged", "this version is already running".into())
                 }
                 Ok(NewPlugin::Transform(p)) => {
                     self.provenance.transform = Some(label(&p.source));
-                    self.previous_transform = self.transform.replace(*p);
+                    if let Some(older) = std::mem::replace(&mut self.previous_transform, self.transform.replace(*p)) {
+                        self.reloader.retire(older);
+                    }
                     self.failing_batches = 0;
                     self.counters.reloads += 1;
-                    loaded.answer("swapped", "the next batch runs on it".into())
+                    loaded.outcome("swapped", "the next batch runs on it".into())
                 }
                 Ok(NewPlugin::Aggregate(p)) => {
                     let name = label(&p.source);
                     let live = self.engine.live_slots();
-                    match self.aggregate.swap(*p, &live, self.engine.is_merging())? {
+                    let (verdict, unused) = self.aggregate.swap(*p, &live, self.engine.is_merging())?;
+                    if let Some(unused) = unused {
+                        self.reloader.retire(unused);
+                    }
+                    match verdict {
                         Ok(message) => {
                             self.provenance.aggregate = name;
                             self.counters.reloads += 1;
-                            loaded.answer("swapped", message)
+                            loaded.outcome("swapped", message)
                         }
                         Err(reason) => {
                             self.counters.refused_reloads += 1;
-                            loaded.answer("refused", format!("the running version stays: {reason}"))
+                            loaded.outcome("refused", format!("the running version stays: {reason}"))
                         }
                     }
                 }
@@ -321,7 +331,9 @@ impl Pipeline {
                 tracing::warn!(kind = outcome.kind, plugin = %outcome.plugin, outcome = outcome.outcome, "{}", outcome.message);
             }
             eprintln!("{} {} {}: {}", outcome.kind, outcome.plugin, outcome.outcome, outcome.message);
-            self.status.record(outcome);
+            self.status.record(outcome.clone());
+            self.publish_status();
+            loaded.answer(&outcome);
         }
         Ok(())
     }
@@ -348,7 +360,9 @@ impl Pipeline {
         };
         let bad = self.provenance.transform.clone().unwrap_or_default();
         self.provenance.transform = Some(label(&previous.source));
-        self.transform = Some(previous);
+        if let Some(bad) = self.transform.replace(previous) {
+            self.reloader.retire(bad);
+        }
         self.counters.quarantines += 1;
         let outcome = crate::plugin::reload::ReloadOutcome {
             kind: Kind::Transform.world(),

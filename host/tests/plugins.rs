@@ -91,6 +91,7 @@ fn pane(slot: usize) -> Pane {
         index: 0,
         is_last: true,
         value: None,
+        computed_by: None,
     }
 }
 
@@ -183,4 +184,31 @@ fn a_plugin_that_fails_at_start_is_refused_with_its_message() {
 fn unknown_bundled_names_list_the_bundled_plugins() {
     let err = PluginSource::resolve("count-evnets", Path::new("")).err().unwrap().to_string();
     assert!(err.contains("count-events") && err.contains("add-weekday"), "{err}");
+}
+
+#[test]
+fn compiled_plugins_are_cached_on_disk_and_a_damaged_artifact_is_recompiled() {
+    use runnel::plugin::runtime::CompiledFrom;
+    let dir = tempfile::tempdir().unwrap();
+    let source = PluginSource::resolve("add-weekday", Path::new("")).unwrap();
+    let first = PluginRuntime::with_cache(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(first.compile_traced(&source).unwrap().1, CompiledFrom::Compiled);
+    assert_eq!(first.compile_traced(&source).unwrap().1, CompiledFrom::Memory);
+    let artifact = first.artifact_path(&source).unwrap();
+    assert!(artifact.exists(), "the artifact is written: {}", artifact.display());
+
+    // A restart finds it on disk, and the plugin works from it.
+    let second = PluginRuntime::with_cache(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(second.compile_traced(&source).unwrap().1, CompiledFrom::Disk);
+    let mut plugin = TransformPlugin::load(&second, source.clone(), "", &fields()).unwrap();
+    let out = plugin.transform(&second, &mut batch(&[event("u1", "level_start", 1_533_279_652_346_000)]));
+    assert_eq!(out.emitted.len(), 1);
+    assert!(String::from_utf8(out.emitted[0].payload.clone().unwrap()).unwrap().contains("\"weekday\":\"Friday\""));
+
+    // A damaged artifact is not trusted: compiled again and rewritten.
+    std::fs::write(&artifact, b"not an artifact").unwrap();
+    let third = PluginRuntime::with_cache(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(third.compile_traced(&source).unwrap().1, CompiledFrom::Compiled);
+    let fourth = PluginRuntime::with_cache(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(fourth.compile_traced(&source).unwrap().1, CompiledFrom::Disk);
 }

@@ -140,29 +140,6 @@ impl<S: runnel::source::Source> runnel::source::Source for PacedSource<S> {
     }
 }
 
-/// `component` with a custom section appended: the same plugin, rebuilt
-/// (another content hash, so another version to the host).
-pub fn rebuilt(component: &[u8], tag: &str) -> Vec<u8> {
-    let name = b"runnel-test-build";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = component.to_vec();
-    out.push(0); // custom section id
-    let mut len = payload.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
-    out.extend_from_slice(&payload);
-    out
-}
-
 /// The bundled events, then the same events a day later: 100,000 in order.
 pub fn two_days() -> Vec<String> {
     let day1 = flood_it_lines();

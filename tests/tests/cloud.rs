@@ -3,6 +3,7 @@
 //! user per minute → BigQuery, with bad messages dead-lettered, every
 //! message acknowledged, and rows the table would refuse dead-lettered.
 
+use base64::Engine as _;
 use runnel::config::PipelineConfig;
 use runnel::pipeline::Pipeline;
 use runnel_tests::emulators::{env as emulator, query};
@@ -149,3 +150,43 @@ fn setup_is_idempotent_and_names_what_exists() {
     let missing = Path::new("/nonexistent/pipeline.toml");
     assert!(runnel::cmd::setup::run(missing).is_err());
 }
+
+#[test]
+fn dead_letters_are_also_published_to_a_topic_before_input_is_acknowledged() {
+    let dl_topic = unique("dead_letters");
+    let s = setup(&format!("topic = \"{dl_topic}\"\n"));
+    // A subscription on the dead-letter topic, to read what arrives there.
+    let host = emulator("PUBSUB_EMULATOR_HOST");
+    let dl_sub = unique("dead_letters_sub");
+    ureq::put(&format!("http://{host}/v1/projects/test-project/subscriptions/{dl_sub}"))
+        .send_json(serde_json::json!({"topic": format!("projects/test-project/topics/{dl_topic}")}))
+        .expect("the dead-letter topic exists after runnel setup");
+    let mut lines: Vec<String> = flood_it_lines().into_iter().take(200).collect();
+    lines.insert(10, "not json at all".into());
+    lines.insert(20, r#"{"event_timestamp":1533279652346001,"event_name":"no_user"}"#.into());
+    publish(&s, &lines);
+    let counters = Pipeline::from_config(&PipelineConfig::load(&s.config).unwrap()).unwrap().run().unwrap();
+    assert_eq!(counters.dead_letters, 2);
+
+    let body: serde_json::Value = ureq::post(&format!("http://{host}/v1/projects/test-project/subscriptions/{dl_sub}:pull"))
+        .send_json(serde_json::json!({"maxMessages": 100, "returnImmediately": true}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let messages = body["receivedMessages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(messages.len(), 2, "{body}");
+    let mut payloads = Vec::new();
+    for m in &messages {
+        assert_eq!(m["message"]["attributes"]["stage"], "decode");
+        let data = base64::engine::general_purpose::STANDARD.decode(m["message"]["data"].as_str().unwrap()).unwrap();
+        let record: runnel::deadletter::DeadLetter = serde_json::from_slice(&data).unwrap();
+        assert!(record.source.starts_with(&format!("pubsub:{}/", s.subscription)), "{record:?}");
+        payloads.push(record.payload.unwrap());
+    }
+    payloads.sort();
+    let mut expected = vec![lines[10].clone(), lines[20].clone()];
+    expected.sort();
+    assert_eq!(payloads, expected, "the original messages, whole");
+    assert_eq!(runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)), 0);
+}
+

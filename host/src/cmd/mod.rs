@@ -31,6 +31,17 @@ pub fn print_summary(c: &Counters, dead: &DeadLetters) {
     if dead.total() > 0 {
         eprintln!("  dead letters are in {}", dead.path().display());
     }
+    eprintln!(
+        "  time in plugins: transform {:.0} ns/event, aggregate {:.0} ns/event",
+        c.transform_ns_per_event(),
+        c.aggregate_ns_per_event()
+    );
+    if c.reloads + c.refused_reloads + c.quarantines > 0 {
+        eprintln!(
+            "  hot reloads: {} swapped in, {} refused, {} quarantined",
+            c.reloads, c.refused_reloads, c.quarantines
+        );
+    }
     if c.transform_restarts > 0 {
         eprintln!("  the transform plugin was restarted {} times after failures", c.transform_restarts);
     }

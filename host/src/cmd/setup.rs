@@ -65,6 +65,11 @@ pub fn run(config: &Path) -> Result<()> {
                 r.map(|_| ()).map_err(|e| e.to_string()),
             )?;
         }
+        if let Some(topic) = &cfg.dead_letters.topic {
+            let admin = cloud.topic_admin().await?;
+            let r = admin.create_topic().set_name(cloud.topic_path(topic)).send().await;
+            report(&format!("Pub/Sub dead-letter topic {}", cloud.topic_path(topic)), r.map(|_| ()).map_err(|e| e.to_string()))?;
+        }
         if cfg.sink.kind == SinkKind::Bigquery {
             let dataset = cfg.sink.dataset.as_deref().expect("validated");
             let table = cfg.sink.table.as_deref().expect("validated");

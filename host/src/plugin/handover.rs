@@ -32,6 +32,8 @@ pub struct Aggregates {
 
 struct Retiring {
     plugin: AggregatePlugin,
+    /// `name@hash`, recorded in the panes it computes.
+    label: std::sync::Arc<str>,
     /// `owns[slot]`: the slot's accumulator lives in the old version.
     owns: Vec<bool>,
     /// How many slots it still owns.
@@ -74,35 +76,39 @@ impl Aggregates {
 
     /// Swaps in `new`; `live` are the slots of every open window. Returns
     /// what happened (`Ok`) or why the swap was refused (`Err`, the old
-    /// version keeps running). An error of the outer `Result` means the old
-    /// version failed and its state is lost.
-    pub fn swap(&mut self, mut new: AggregatePlugin, live: &[u32], merging: bool) -> Result<Result<String, String>> {
+    /// version keeps running); either way, the version no longer needed
+    /// comes back for the caller to drop. An error of the outer `Result`
+    /// means the old version failed and its state is lost.
+    pub fn swap(&mut self, mut new: AggregatePlugin, live: &[u32], merging: bool) -> Result<(Result<String, String>, Option<AggregatePlugin>)> {
         if new.state_format() == self.current.state_format() {
             let states = self.current.export_state(live)?;
             if let Err(e) = new.import_state(live, states) {
-                return Ok(Err(format!("the new version could not take over the open windows' accumulators: {e:#}")));
+                let reason = format!("the new version could not take over the open windows' accumulators: {e:#}");
+                return Ok((Err(reason), Some(new)));
             }
-            self.current = new;
-            return Ok(Ok(format!("{} open windows carried over (state format {:?})", live.len(), self.current.state_format())));
+            let old = std::mem::replace(&mut self.current, new);
+            let message = format!("{} open windows carried over (state format {:?})", live.len(), self.current.state_format());
+            return Ok((Ok(message), Some(old)));
         }
         if merging {
-            return Ok(Err(format!(
+            return Ok((Err(format!(
                 "its state format {:?} differs from the running version's {:?}, and merging windows \
                  (sessions) cannot be finished by two versions side by side; give the new version \
                  the same state format, or restart the pipeline to switch",
                 new.state_format(),
                 self.current.state_format()
-            )));
+            )), Some(new)));
         }
         if let Some(r) = &self.retiring {
-            return Ok(Err(format!(
+            let reason = format!(
                 "an earlier version ({}) is still finishing {} windows; try again once they close",
                 r.plugin.source.name, r.left
-            )));
+            );
+            return Ok((Err(reason), Some(new)));
         }
         let old = std::mem::replace(&mut self.current, new);
         if live.is_empty() {
-            return Ok(Ok("no open windows to carry over".into()));
+            return Ok((Ok("no open windows to carry over".into()), Some(old)));
         }
         let mut owns = vec![false; live.iter().max().map_or(0, |&m| m as usize + 1)];
         for &s in live {
@@ -114,8 +120,9 @@ impl Aggregates {
             self.current.state_format(),
             live.len()
         );
-        self.retiring = Some(Retiring { plugin: old, owns, left: live.len() });
-        Ok(Ok(message))
+        let label = format!("{}@{}", old.source.name, old.source.hash).into();
+        self.retiring = Some(Retiring { plugin: old, label, owns, left: live.len() });
+        Ok((Ok(message), None))
     }
 }
 
@@ -149,6 +156,11 @@ impl Accumulators for Aggregates {
             }
         }
         let mut rejected = retiring.plugin.apply(&self.old_ops, events, panes)?;
+        for op in &self.old_ops {
+            if let AccOp::Extract { pane, .. } = op {
+                panes[*pane as usize].computed_by = Some(retiring.label.clone());
+            }
+        }
         rejected.extend(self.current.apply(&self.new_ops, events, panes)?);
         if retiring.left == 0 {
             tracing::info!(plugin = %retiring.plugin.source.name, "the old aggregate version finished its last window");

@@ -75,3 +75,27 @@ impl PluginSource {
         Self::from_file(&path)
     }
 }
+
+/// `component` with a custom section `runnel-build` holding `tag` appended:
+/// the same code, another content hash, so another version to the host
+/// (tests and benchmarks use it to reload "a rebuilt plugin").
+pub fn with_build_tag(component: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"runnel-build";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0); // a custom section
+    let mut len = payload.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&payload);
+    out
+}

@@ -71,19 +71,22 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Tells the requester (if any) what happened.
-    pub fn answer(&mut self, outcome: &'static str, message: String) -> ReloadOutcome {
-        let o = ReloadOutcome {
+    /// What happened, for the requester and the history.
+    pub fn outcome(&self, outcome: &'static str, message: String) -> ReloadOutcome {
+        ReloadOutcome {
             kind: self.kind.world(),
             plugin: self.label.clone(),
             outcome,
             message,
             load_ms: self.load_time.as_secs_f64() * 1e3,
-        };
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(o.clone());
         }
-        o
+    }
+
+    /// Tells the requester (if any) what happened.
+    pub fn answer(&mut self, outcome: &ReloadOutcome) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(outcome.clone());
+        }
     }
 }
 
@@ -147,6 +150,10 @@ impl ReloadHandle {
 pub struct Reloader {
     handle: ReloadHandle,
     loaded: Receiver<Loaded>,
+    /// Retired plugin versions go here to be dropped on the loader's side:
+    /// tearing down an instance (unmapping its memory) is not free, and
+    /// must not stall the event path.
+    retired: Sender<Box<dyn Send>>,
 }
 
 impl Reloader {
@@ -191,7 +198,13 @@ impl Reloader {
                 }
             })
             .context("cannot start the plugin loader thread")?;
+        let (retired, graveyard) = channel::<Box<dyn Send>>();
+        std::thread::Builder::new()
+            .name("runnel-retire".into())
+            .spawn(move || graveyard.into_iter().for_each(drop))
+            .context("cannot start the plugin retirement thread")?;
         Ok(Self {
+            retired,
             handle: ReloadHandle { tx, loading, delivered },
             loaded: done_rx,
         })
@@ -199,6 +212,11 @@ impl Reloader {
 
     pub fn handle(&self) -> ReloadHandle {
         self.handle.clone()
+    }
+
+    /// Drops a retired plugin version off the event path.
+    pub fn retire<T: Send + 'static>(&self, old: T) {
+        let _ = self.retired.send(Box::new(old));
     }
 
     /// Versions ready to swap in, or refused (never blocks).

@@ -155,11 +155,14 @@ impl PluginRuntime {
         let artifact = self.artifact_path(source);
         let mut from = CompiledFrom::Compiled;
         let cached = artifact.as_ref().filter(|p| p.exists()).and_then(|p| {
+            // Read into memory rather than mapped, so a file changed under a
+            // running pipeline cannot fault it.
+            let bytes = std::fs::read(p).ok()?;
             // SAFETY: the artifact was written by `Component::serialize` of an
             // engine with the same compatibility hash (it is in the file
             // name), into a directory only runnel writes; wasmtime checks the
             // header and refuses an artifact of another version or config.
-            match unsafe { Component::deserialize_file(&self.engine, p) } {
+            match unsafe { Component::deserialize(&self.engine, &bytes) } {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(path = %p.display(), error = %e, "unusable precompiled plugin; compiling again");

@@ -262,6 +262,7 @@ mod tests {
             index,
             is_last: false,
             value: None,
+            computed_by: None,
         };
         assert_eq!(insert_id(&pane(0)), insert_id(&pane(0)));
         assert_ne!(insert_id(&pane(0)), insert_id(&pane(1)));

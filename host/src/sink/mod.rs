@@ -90,7 +90,8 @@ pub fn row(pane: &Pane, provenance: &Provenance, columns: &Columns) -> Map<Strin
     if let Some(t) = &provenance.transform {
         plugins.insert("transform".into(), Json::String(t.clone()));
     }
-    plugins.insert("aggregate".into(), Json::String(provenance.aggregate.clone()));
+    let aggregate = pane.computed_by.as_deref().unwrap_or(&provenance.aggregate);
+    plugins.insert("aggregate".into(), Json::String(aggregate.to_string()));
     m.insert("plugins".into(), Json::Object(plugins));
     m
 }

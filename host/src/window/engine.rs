@@ -616,6 +616,7 @@ impl WindowEngine {
             index: ws.panes,
             is_last: is_finished,
             value: None,
+            computed_by: None,
         });
         ws.panes += 1;
         ws.last_timing = Some(timing);

@@ -64,6 +64,9 @@ pub struct Pane {
     pub is_last: bool,
     /// Filled in once the aggregate has run; `None` only in between.
     pub value: Option<Value>,
+    /// The aggregate version that computed it, when not the running one
+    /// (a version finishing its windows after a hot reload).
+    pub computed_by: Option<std::sync::Arc<str>>,
 }
 
 impl Pane {
@@ -76,6 +79,7 @@ impl Pane {
             index: 0,
             is_last: true,
             value: None,
+            computed_by: None,
         }
     }
 }

@@ -1,0 +1,134 @@
+//! The admin server beside a running pipeline: health and status are open;
+//! uploads and reloads need the token, are size-limited, go through the
+//! contract check, and a refused one changes nothing. `runnel reload`
+//! (its library half) swaps a plugin in; no event is lost meanwhile.
+
+use runnel::config::PipelineConfig;
+use runnel::pipeline::{Overrides, Pipeline};
+use runnel::plugin::bundled::{self, built_guest};
+use runnel::source::file::FileSource;
+use runnel_tests::{count_per_user_window, pane_counts, read_rows, two_days, PacedSource};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "s3cret-admin-token";
+
+fn status(base: &str) -> serde_json::Value {
+    ureq::get(&format!("{base}/api/status")).call().unwrap().into_json().unwrap()
+}
+
+/// POSTs `body` to `path`; the status code and the JSON answer.
+fn post(base: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut req = ureq::post(&format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.set("authorization", &format!("Bearer {t}"));
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    (resp.status(), resp.into_json().unwrap())
+}
+
+#[test]
+fn the_admin_server_guards_changes_and_swaps_uploaded_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = two_days();
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let config_path = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[source]\ntype = \"file\"\npath = \"{}\"\n[transform]\nplugin = \"identity\"\n\
+             [watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 0\n\
+             [sink]\ntype = \"ndjson\"\npath = \"panes.ndjson\"\n[dead_letters]\npath = \"dead.ndjson\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nmax_upload_mib = 1\n",
+            input.display()
+        ),
+    )
+    .unwrap();
+    let cfg = PipelineConfig::load(&config_path).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let finished = done.clone();
+    // The stream goes slowly until the client below is done with it.
+    let source = PacedSource::new(FileSource::open(&input).unwrap(), Duration::ZERO, move |_| {
+        if !finished.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), sink: None }).unwrap();
+    let server = runnel::cmd::run::start_admin(&cfg, None, &pipeline).unwrap().expect("[admin] is configured");
+    let addr = server.addr().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "loopback by default: {addr}");
+    let base = format!("http://{addr}");
+    let weekday = dir.path().join("add-weekday.wasm");
+    std::fs::write(&weekday, bundled::find("add-weekday").unwrap()).unwrap();
+
+    let client = {
+        let config_path = config_path.clone();
+        std::thread::spawn(move || {
+            let result = std::panic::catch_unwind(|| {
+                assert_eq!(ureq::get(&format!("{base}/healthz")).call().unwrap().into_string().unwrap(), "ok\n");
+                let before = status(&base);
+                assert!(before["transform"].as_str().unwrap().starts_with("bundled:identity@"), "{before}");
+                assert_eq!(before["running"], true);
+                let wasm = std::fs::read(&weekday).unwrap();
+
+                // Without the token, or with a wrong one: refused, nothing changes.
+                let (code, body) = post(&base, "/api/plugins/transform", None, &wasm);
+                assert_eq!(code, 401, "{body}");
+                assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+                assert_eq!(post(&base, "/api/plugins/transform", Some("guess"), &wasm).0, 401);
+                assert_eq!(post(&base, "/api/reload", None, b"").0, 401);
+                let after = status(&base);
+                assert_eq!(after["transform"], before["transform"]);
+                assert_eq!(after["counters"]["reloads"], 0);
+                assert!(after["reloads"].as_array().unwrap().is_empty());
+
+                // Too big, with the token: refused with what to do.
+                let (code, body) = post(&base, "/api/plugins/transform", Some(TOKEN), &vec![0u8; 2 << 20]);
+                assert_eq!(code, 413, "{body}");
+                assert!(body["error"].as_str().unwrap().contains("max_upload_mib"), "{body}");
+
+                // The wrong contract: refused by the pipeline, the old one stays.
+                let wrong = std::fs::read(built_guest("wrong-version")).unwrap();
+                let (code, body) = post(&base, "/api/plugins/transform", Some(TOKEN), &wrong);
+                assert_eq!(code, 422, "{body}");
+                assert_eq!(body[0]["outcome"], "refused");
+                assert!(body[0]["message"].as_str().unwrap().contains("the running version stays"), "{body}");
+
+                // No plugin files to re-read: bundled plugins only.
+                let (code, body) = post(&base, "/api/reload", Some(TOKEN), b"");
+                assert_eq!(code, 400, "{body}");
+
+                // `runnel reload --transform add-weekday.wasm`.
+                let outcomes = runnel::cmd::reload::run(&runnel::cmd::reload::ReloadOptions {
+                    config: config_path,
+                    admin: Some(addr),
+                    transform: Some(weekday),
+                    aggregate: None,
+                })
+                .unwrap();
+                assert_eq!(outcomes.len(), 1);
+                assert_eq!(outcomes[0]["outcome"], "swapped", "{outcomes:?}");
+                let now = status(&base);
+                assert!(now["transform"].as_str().unwrap().starts_with("upload:add-weekday.wasm@"), "{now}");
+                assert_eq!(now["counters"]["reloads"], 1);
+                assert_eq!(now["counters"]["refused_reloads"], 1);
+            });
+            done.store(true, Ordering::SeqCst);
+            result
+        })
+    };
+    let counters = pipeline.run().unwrap();
+    if let Err(panic) = client.join().unwrap() {
+        std::panic::resume_unwind(panic);
+    }
+    drop(server);
+    assert_eq!(counters.reloads, 1);
+    let rows = read_rows(&dir.path().join("panes.ndjson"));
+    assert_eq!(pane_counts(&rows), count_per_user_window(&lines, 60_000_000), "no event lost or counted twice");
+}
