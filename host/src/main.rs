@@ -106,6 +106,27 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// The workshop's validation: messages waiting and held, rows in the table, dead letters.
+    ///
+    /// Counts the subscription's waiting messages by peeking (they are handed
+    /// back at once), asks a running pipeline's admin server how many it holds
+    /// unacknowledged, counts the BigQuery table's rows and keys, and the dead
+    /// letters by stage and reason. "every message is acknowledged" is the
+    /// workshop's "unacked messages went to 0".
+    Status {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The running pipeline's admin server, if not the file's [admin] listen.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Stop counting waiting messages at this many.
+        #[arg(long, default_value_t = 10_000)]
+        peek_limit: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Dead letters: re-drive them through the current plugins after a fix.
     Dlq {
         #[command(subcommand)]
@@ -182,6 +203,14 @@ fn run(cli: Cli) -> Result<()> {
             let opts = cmd::publish::PublishOptions { file: &file, rate, repeat, limit, quiet };
             let n = cmd::publish::run(&config, &opts)?;
             eprintln!("published {n} messages");
+        }
+        Command::Status { config, admin, peek_limit, json } => {
+            let status = cmd::status::run(&cmd::status::StatusOptions { config: &config, admin: admin.as_deref(), peek_limit })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("{status}");
+            }
         }
         Command::Dlq { command: DlqCommand::Replay { config } } => {
             cmd::dlq::replay(&config)?;

@@ -65,6 +65,8 @@ pub struct Counters {
     pub aggregate_time: Duration,
     /// How long each swap held up the event path.
     pub reload_stalls: Vec<Duration>,
+    /// The end (µs) of the latest window a pane was written for.
+    pub last_window_end: Option<i64>,
     pub elapsed: Duration,
 }
 
@@ -386,6 +388,7 @@ impl Pipeline {
         self.status.update(|s| {
             s.counters = (&self.counters).into();
             s.counters.dead_letters = self.dead.total();
+            s.counters.unacked_messages = self.source.unacked() as u64;
             s.transform = self.provenance.transform.clone();
             s.aggregate = self.provenance.aggregate.clone();
             s.retiring_aggregate = retiring;
@@ -574,6 +577,8 @@ impl Pipeline {
     fn write_panes(&mut self, panes: Vec<crate::window::Pane>) -> Result<()> {
         if !panes.is_empty() {
             self.counters.panes += panes.len() as u64;
+            let latest = panes.iter().map(|p| p.window.end).max();
+            self.counters.last_window_end = self.counters.last_window_end.max(latest);
             for r in self.sink.write(&panes, &self.provenance)? {
                 let source = match panes.get(r.pane) {
                     Some(p) => format!("pane {} [{}, {}) #{}", p.key, p.window.start, p.window.end, p.index),

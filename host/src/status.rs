@@ -54,6 +54,10 @@ pub struct CounterSnapshot {
     pub quarantines: u64,
     pub transform_ns_per_event: f64,
     pub aggregate_ns_per_event: f64,
+    /// Input messages delivered and not acknowledged yet (held for open windows).
+    pub unacked_messages: u64,
+    /// RFC 3339 end of the latest window a pane was written for.
+    pub last_window_end: Option<String>,
 }
 
 impl From<&Counters> for CounterSnapshot {
@@ -71,6 +75,10 @@ impl From<&Counters> for CounterSnapshot {
             quarantines: c.quarantines,
             transform_ns_per_event: c.transform_ns_per_event(),
             aggregate_ns_per_event: c.aggregate_ns_per_event(),
+            unacked_messages: 0,
+            last_window_end: c.last_window_end.and_then(|us| {
+                chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            }),
         }
     }
 }

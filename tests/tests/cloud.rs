@@ -93,9 +93,15 @@ fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
     lines.insert(1000, bad[1].clone());
     lines.insert(2000, bad[2].clone());
     publish(&s, &lines);
+    // `runnel status` sees the backlog, and peeking leaves it in place.
+    let status = |cfg: &Path| runnel::cmd::status::run(&runnel::cmd::status::StatusOptions { config: cfg, admin: None, peek_limit: 10_000 }).unwrap();
+    let before = status(&s.config);
+    assert_eq!(before.waiting_messages, Some(lines.len()), "{before}");
+    assert!(!before.drained());
+    assert_eq!(before.rows, Some(0));
 
     let counters = Pipeline::from_config(&PipelineConfig::load(&s.config).unwrap()).unwrap().run().unwrap();
-    assert_eq!(counters.events_in, lines.len() as u64);
+    assert_eq!(counters.events_in, lines.len() as u64, "the peeked messages were all delivered to the pipeline");
 
     let rows = query(&format!(
         "SELECT user_pseudo_id, event_count FROM {}.dataflow",
@@ -125,6 +131,13 @@ fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
     assert!(dead.iter().all(|d| d.source.starts_with(&format!("pubsub:{}/", s.subscription))));
 
     assert_eq!(runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)), 0, "every message was acknowledged");
+
+    let after = status(&s.config);
+    assert!(after.drained(), "{after}");
+    assert_eq!(after.rows, Some(expected.len() as i64));
+    assert_eq!(after.keys, Some(per_user_expected.len() as i64));
+    assert_eq!(after.dead_letters.values().sum::<u64>(), 3, "{after}");
+    assert!(after.to_string().contains("every message is acknowledged"), "{after}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod reload;
 pub mod replay;
 pub mod run;
 pub mod setup;
+pub mod status;
 
 use crate::pipeline::Counters;
 use crate::deadletter::DeadLetters;
