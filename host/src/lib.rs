@@ -27,6 +27,7 @@
 //! - [`status`]: what a running pipeline tells the outside (counters,
 //!   versions, reload history);
 //! - [`admin`]: the HTTP server beside a running pipeline (status, reloads);
+//! - [`grade`]: grading workshop exercises by swapping guests;
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
 //!   Beam conformance tests;
 //! - [`cmd`]: the command-line commands (`main.rs` only parses arguments).
@@ -38,6 +39,7 @@ pub mod cloud;
 pub mod cmd;
 pub mod config;
 pub mod deadletter;
+pub mod grade;
 pub mod decode;
 pub mod ndjson;
 pub mod pipeline;

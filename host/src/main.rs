@@ -132,6 +132,57 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Grade a workshop exercise: one guest's scorecard, or a whole class's.
+    ///
+    /// Each test case's events go through the plugin and what comes out is
+    /// compared with the expected output; the scorecard shows each case's
+    /// verdict, the differences, and a hint. With a directory, every .wasm
+    /// in it is graded in parallel, a summary table is printed and an HTML
+    /// report written. A guest that traps, loops or breaks the contract
+    /// scores 0 on the affected cases, with the reason. `runnel exercises`
+    /// lists the exercises.
+    Grade {
+        /// The exercise: a bundled one (`02-add-weekday`, or `02`) or a
+        /// directory with exercise.toml and cases.ndjson.
+        exercise: String,
+        /// A participant's .wasm, or a directory of them.
+        target: PathBuf,
+        /// Print JSON (for tools).
+        #[arg(long)]
+        json: bool,
+        /// Only the cases participants see (not the held-back ones).
+        #[arg(long)]
+        visible_only: bool,
+        /// Where a class's HTML report goes [default: DIR/grade-report.html].
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Guests graded at once [default: the number of cores].
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// List the workshop exercises.
+    Exercises,
+    /// The participant's loop: build an exercise crate, grade it, hot-swap it into a running pipeline.
+    ///
+    /// Builds the crate for wasm32-wasip2, grades it on the visible cases,
+    /// and with --config (a running pipeline's file with an [admin] table;
+    /// RUNNEL_ADMIN_TOKEN set) swaps it in once every case passes.
+    Try {
+        /// The exercise crate's directory, e.g. guest-transforms/exercises/02-add-weekday.
+        crate_dir: PathBuf,
+        /// The exercise, when the directory does not say (e.g. for a copy).
+        #[arg(long)]
+        exercise: Option<String>,
+        /// The running pipeline's file, to hot-swap the plugin into.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The running pipeline's admin address, if not the file's.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Swap it in even if cases fail.
+        #[arg(long)]
+        force: bool,
+    },
     /// Check a plugin against the contract: its world, exports, size, or why it is refused.
     Check {
         /// A .wasm component, or a bundled plugin's name.
@@ -214,6 +265,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Dlq { command: DlqCommand::Replay { config } } => {
             cmd::dlq::replay(&config)?;
+        }
+        Command::Grade { exercise, target, json, visible_only, html, jobs } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            cmd::grade::run(&cmd::grade::GradeOptions { exercise, target, json, visible_only, html, jobs })?;
+        }
+        Command::Exercises => println!("{}", cmd::grade::list()),
+        Command::Try { crate_dir, exercise, config, admin, force } => {
+            cmd::try_exercise::run(&cmd::try_exercise::TryOptions { crate_dir, exercise, config, admin, force })?;
         }
         Command::Check { plugin } => {
             let report = cmd::check::run(&plugin)?;

@@ -3,12 +3,14 @@
 pub mod check;
 pub mod demo;
 pub mod dlq;
+pub mod grade;
 pub mod publish;
 pub mod reload;
 pub mod replay;
 pub mod run;
 pub mod setup;
 pub mod status;
+pub mod try_exercise;
 
 use crate::pipeline::Counters;
 use crate::deadletter::DeadLetters;

@@ -170,6 +170,20 @@ impl TransformPlugin {
         out
     }
 
+    /// One call on the whole batch, without isolating failures: a trap or
+    /// an exhausted budget fails the batch with the reason (the grader
+    /// uses this; the pipeline uses [`transform`](Self::transform)).
+    pub fn transform_whole(&mut self, runtime: &PluginRuntime, batch: &EventBatch) -> Result<TransformOutput, String> {
+        let wit_batch = wit::EventBatch {
+            bytes: batch.bytes.clone(),
+            ends: batch.ends.clone(),
+        };
+        let result = self.call(runtime, wit_batch).1?;
+        let mut out = TransformOutput::default();
+        self.accept(result, 0, batch.len(), &mut out);
+        Ok(out)
+    }
+
     /// Takes a guest result for events `[offset, offset + len)`, checking it.
     fn accept(&self, r: contract::TransformResult, offset: u32, len: usize, out: &mut TransformOutput) {
         for mut e in r.emitted {

@@ -1,0 +1,158 @@
+//! The workshop exercises and their test cases.
+//!
+//! An exercise is a directory with `exercise.toml` (title, plugin kind,
+//! config) and `cases.ndjson` (the cases participants see); the held-back
+//! cases are in the instructor's `held-back.ndjson`, beside the reference
+//! solution. The five exercises of `guest-transforms/exercises/` are
+//! compiled into `runnel`, so `runnel grade 02-add-weekday guest.wasm`
+//! works anywhere; a path to a directory of the same shape grades against
+//! your own exercise.
+//!
+//! A case (one JSON object per line):
+//! `{"name", "hint", "input": [events], "expect": [outputs],
+//!   "expect_rejected": [input indexes], "config": {…}}` — for a transform
+//! `expect` lists the output events in order; for an aggregate it lists
+//! `{"key", "window_start", "value"}` panes of one-minute windows.
+//! `guest-transforms/exercises/make_cases.py` writes the bundled cases.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+use crate::plugin::contract::Kind;
+
+/// One test case.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    #[serde(default)]
+    pub hint: String,
+    pub input: Vec<serde_json::Value>,
+    pub expect: Vec<serde_json::Value>,
+    /// Inputs the plugin must refuse (0-based).
+    #[serde(default)]
+    pub expect_rejected: Option<Vec<usize>>,
+    /// The plugin's config for this case, instead of the exercise's.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    #[serde(skip)]
+    pub held_back: bool,
+}
+
+/// `exercise.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Definition {
+    title: String,
+    kind: String,
+    #[serde(default)]
+    config: String,
+}
+
+/// An exercise, ready to grade.
+#[derive(Clone, Debug)]
+pub struct Exercise {
+    /// `02-add-weekday`.
+    pub name: String,
+    pub title: String,
+    pub kind: Kind,
+    /// The config string plugins are started with.
+    pub config: String,
+    pub visible: Vec<Case>,
+    pub held_back: Vec<Case>,
+}
+
+macro_rules! bundled {
+    ($($name:literal),* $(,)?) => {
+        &[$((
+            $name,
+            include_str!(concat!("../../../guest-transforms/exercises/", $name, "/exercise.toml")),
+            include_str!(concat!("../../../guest-transforms/exercises/", $name, "/cases.ndjson")),
+            include_str!(concat!("../../../guest-transforms/solutions/", $name, "/held-back.ndjson")),
+        )),*]
+    };
+}
+
+/// Name, `exercise.toml`, visible cases, held-back cases.
+const BUNDLED: &[(&str, &str, &str, &str)] =
+    bundled!("01-filter-gameplay", "02-add-weekday", "03-count-per-user", "04-revenue-per-user", "05-flag-anomalies");
+
+impl Exercise {
+    /// The bundled exercises, in order.
+    pub fn bundled() -> Vec<Exercise> {
+        BUNDLED
+            .iter()
+            .map(|(name, def, visible, held)| Self::parse(name, def, visible, held).expect("bundled exercises are valid"))
+            .collect()
+    }
+
+    /// A bundled exercise by name (`02-add-weekday`, or just `02`), or a
+    /// directory holding `exercise.toml` and `cases.ndjson` (and
+    /// optionally `held-back.ndjson`).
+    pub fn find(reference: &str) -> Result<Exercise> {
+        let path = Path::new(reference);
+        if path.join("exercise.toml").exists() {
+            return Self::from_dir(path);
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(reference);
+        let matches: Vec<Exercise> = Self::bundled()
+            .into_iter()
+            .filter(|e| e.name == name || e.name.split('-').next() == Some(name))
+            .collect();
+        match matches.len() {
+            1 => Ok(matches.into_iter().next().expect("one")),
+            _ => bail!(
+                "no exercise {reference:?}: use one of {} (or a directory with exercise.toml and cases.ndjson)",
+                Self::bundled().iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    fn from_dir(dir: &Path) -> Result<Exercise> {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| format!("cannot read {}", dir.join(f).display()));
+        let held = std::fs::read_to_string(dir.join("held-back.ndjson")).unwrap_or_default();
+        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        Self::parse(&name, &read("exercise.toml")?, &read("cases.ndjson")?, &held)
+            .with_context(|| format!("in exercise {}", dir.display()))
+    }
+
+    fn parse(name: &str, definition: &str, visible: &str, held: &str) -> Result<Exercise> {
+        let def: Definition = toml::from_str(definition).context("exercise.toml")?;
+        let kind = match def.kind.as_str() {
+            "transform" => Kind::Transform,
+            "aggregate" => Kind::Aggregate,
+            other => bail!("exercise.toml: kind is \"transform\" or \"aggregate\", not {other:?}"),
+        };
+        let cases = |text: &str, held_back: bool| -> Result<Vec<Case>> {
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| {
+                    let mut c: Case = serde_json::from_str(l).with_context(|| format!("case on line {}", i + 1))?;
+                    c.held_back = held_back;
+                    Ok(c)
+                })
+                .collect()
+        };
+        Ok(Exercise {
+            name: name.to_string(),
+            title: def.title,
+            kind,
+            config: def.config,
+            visible: cases(visible, false).context("cases.ndjson")?,
+            held_back: cases(held, true).context("held-back.ndjson")?,
+        })
+    }
+
+    /// The cases to grade.
+    pub fn cases(&self, which: super::Which) -> impl Iterator<Item = &Case> {
+        let held: &[Case] = if which == super::Which::All { &self.held_back } else { &[] };
+        self.visible.iter().chain(held)
+    }
+
+    /// The config string for a case.
+    pub fn config_for(&self, case: &Case) -> String {
+        case.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| self.config.clone())
+    }
+}
