@@ -28,6 +28,7 @@
 //!   versions, reload history);
 //! - [`admin`]: the HTTP server beside a running pipeline (status, reloads);
 //! - [`grade`]: grading workshop exercises by swapping guests;
+//! - [`room`]: many participants' plugins side by side on one stream;
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
 //!   Beam conformance tests;
 //! - [`cmd`]: the command-line commands (`main.rs` only parses arguments).
@@ -45,6 +46,7 @@ pub mod ndjson;
 pub mod pipeline;
 pub mod plugin;
 pub mod replay;
+pub mod room;
 pub mod sink;
 pub mod source;
 pub mod status;

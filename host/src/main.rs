@@ -162,6 +162,31 @@ enum Command {
     },
     /// List the workshop exercises.
     Exercises,
+    /// A room: every participant's plugin in a slot of its own on one stream, with a live leaderboard.
+    ///
+    /// Each .wasm in DIR gets a slot with its own sandbox; every batch of the
+    /// stream goes through the reference solution and every slot, and their
+    /// outputs are compared event by event (panes, for aggregates). A slot
+    /// that keeps failing is quarantined without touching the others. The
+    /// leaderboard ranks correctness first, then time per event.
+    Room {
+        /// The exercise (as for `grade`).
+        exercise: String,
+        /// A directory of participants' .wasm files.
+        guests: PathBuf,
+        /// The reference solution [default: the built solution of the exercise].
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// Events to stream (NDJSON, .gz too) [default: the bundled Flood It events].
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Stop after this many events.
+        #[arg(long)]
+        events: Option<u64>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The participant's loop: build an exercise crate, grade it, hot-swap it into a running pipeline.
     ///
     /// Builds the crate for wasm32-wasip2, grades it on the visible cases,
@@ -271,6 +296,9 @@ fn run(cli: Cli) -> Result<()> {
             cmd::grade::run(&cmd::grade::GradeOptions { exercise, target, json, visible_only, html, jobs })?;
         }
         Command::Exercises => println!("{}", cmd::grade::list()),
+        Command::Room { exercise, guests, reference, input, events, json } => {
+            cmd::grade::room(&cmd::grade::RoomOptions { exercise, guests, reference, input, limit: events, json })?;
+        }
         Command::Try { crate_dir, exercise, config, admin, force } => {
             cmd::try_exercise::run(&cmd::try_exercise::TryOptions { crate_dir, exercise, config, admin, force })?;
         }

@@ -78,3 +78,56 @@ pub fn exercise_of(crate_dir: &Path, named: Option<&str>) -> Result<Exercise> {
         }),
     }
 }
+
+pub struct RoomOptions {
+    pub exercise: String,
+    /// A directory of participants' `.wasm` files, one slot each.
+    pub guests: PathBuf,
+    /// The reference solution (default: the built one of the exercise).
+    pub reference: Option<PathBuf>,
+    /// Events to stream (default: the bundled Flood It events).
+    pub input: Option<PathBuf>,
+    pub limit: Option<u64>,
+    pub json: bool,
+}
+
+/// `runnel room`: every guest in a slot of its own on one stream.
+pub fn room(opts: &RoomOptions) -> Result<crate::room::RoomReport> {
+    let exercise = Exercise::find(&opts.exercise)?;
+    let reference = match &opts.reference {
+        Some(p) => p.clone(),
+        None => {
+            let built = crate::plugin::bundled::built_guest(&format!("solution-{}", exercise.name));
+            anyhow::ensure!(built.exists(), "no built reference solution at {}: pass --reference SOLUTION.wasm", built.display());
+            built
+        }
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&opts.guests)
+        .with_context(|| format!("cannot read {}", opts.guests.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    files.sort();
+    let guests = files
+        .iter()
+        .map(|p| PluginSource::from_file(p))
+        .collect::<Result<Vec<_>>>()?;
+    let runtime = PluginRuntime::new(grade::grading_limits())?;
+    let mut room = crate::room::Room::new(runtime, exercise, PluginSource::from_file(&reference)?, guests)?;
+    let mut source: Box<dyn crate::source::Source> = match &opts.input {
+        Some(p) => Box::new(crate::source::file::FileSource::open(p)?),
+        None => Box::new(crate::source::file::FileSource::from_reader(
+            "bundled:floodit-events.ndjson.gz",
+            crate::source::synthetic::FLOOD_IT_GZ,
+            true,
+        )),
+    };
+    let every = (!opts.json).then_some(std::time::Duration::from_secs(2));
+    let report = room.run(source.as_mut(), opts.limit, every)?;
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", crate::room::leaderboard_text(&report));
+    }
+    Ok(report)
+}

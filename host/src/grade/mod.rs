@@ -236,7 +236,7 @@ fn grade_transform(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
 }
 
 /// Expected vs actual outputs, field by field.
-fn compare_outputs(expected: &[Json], actual: &[Json], diff: &mut Vec<String>) {
+pub(crate) fn compare_outputs(expected: &[Json], actual: &[Json], diff: &mut Vec<String>) {
     if expected.len() != actual.len() {
         diff.push(format!("expected {} outputs, got {}", expected.len(), actual.len()));
     }
@@ -273,7 +273,7 @@ fn compare_outputs(expected: &[Json], actual: &[Json], diff: &mut Vec<String>) {
 }
 
 /// JSON equality, numbers within a relative 1e-9.
-fn same(a: &Json, b: &Json) -> bool {
+pub(crate) fn same(a: &Json, b: &Json) -> bool {
     match (a, b) {
         (Json::Number(x), Json::Number(y)) => match (x.as_f64(), y.as_f64()) {
             (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
@@ -286,7 +286,7 @@ fn same(a: &Json, b: &Json) -> bool {
 }
 
 /// A JSON value, cut to a readable length.
-fn short(v: &Json) -> String {
+pub(crate) fn short(v: &Json) -> String {
     let text = v.to_string();
     if text.chars().count() > 120 {
         format!("{}…", text.chars().take(120).collect::<String>())
