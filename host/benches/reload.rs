@@ -54,7 +54,7 @@ struct Storm {
 impl Source for Storm {
     fn next_batch(&mut self, max: usize) -> anyhow::Result<Option<SourceBatch>> {
         self.batch += 1;
-        if self.every > 0 && self.batch % self.every == 0 {
+        if self.every > 0 && self.batch.is_multiple_of(self.every) {
             let i = (self.batch / self.every) % self.versions.len();
             let (kind, plugin) = self.versions[i].clone();
             let handle = self.handle.lock().unwrap().clone().expect("set before the run");

@@ -118,12 +118,12 @@ async fn status(State(ctx): State<Ctx>) -> Response {
 }
 
 /// Refuses a request that would change the pipeline without the token.
-fn authorize(ctx: &AdminContext, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(ctx: &AdminContext, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &ctx.token else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "changing the pipeline over HTTP is off: set [admin] token in the pipeline file or RUNNEL_ADMIN_TOKEN",
-        ));
+        )));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -131,11 +131,11 @@ fn authorize(ctx: &AdminContext, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
-        None => Err(error(
+        Some(_) => Err(Box::new(error(StatusCode::UNAUTHORIZED, "wrong admin token"))),
+        None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "this request changes the pipeline: send `Authorization: Bearer TOKEN` (runnel reload does, from RUNNEL_ADMIN_TOKEN)",
-        )),
+        ))),
     }
 }
 
@@ -173,7 +173,7 @@ struct ReloadQuery {
 
 async fn reload(State(ctx): State<Ctx>, headers: HeaderMap, Query(q): Query<ReloadQuery>) -> Response {
     if let Err(r) = authorize(&ctx, &headers) {
-        return r;
+        return *r;
     }
     let only = match q.kind.as_deref().map(|k| parse_kind(k).ok_or(k)) {
         None => None,
@@ -224,7 +224,7 @@ async fn read_limited(body: Body, limit: usize) -> Option<Vec<u8>> {
 
 async fn upload(State(ctx): State<Ctx>, headers: HeaderMap, UrlPath(kind): UrlPath<String>, body: Body) -> Response {
     if let Err(r) = authorize(&ctx, &headers) {
-        return r;
+        return *r;
     }
     let Some(kind) = parse_kind(&kind) else {
         return error(StatusCode::NOT_FOUND, format!("no plugin kind {kind:?}: POST to /api/plugins/transform or /api/plugins/aggregate"));

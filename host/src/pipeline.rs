@@ -40,7 +40,7 @@ use crate::window::watermark::WatermarkEstimator;
 use crate::window::{Admission, WindowEngine};
 
 /// What a run did.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Counters {
     /// Events read from the source.
     pub events_in: u64,
@@ -60,13 +60,18 @@ pub struct Counters {
     /// Transform versions quarantined after failing batch after batch.
     pub quarantines: u64,
     /// Time spent in transform calls (failures and retries included).
+    #[serde(skip)]
     pub transform_time: Duration,
     /// Time spent in aggregate calls.
+    #[serde(skip)]
     pub aggregate_time: Duration,
     /// How long each swap held up the event path.
+    #[serde(skip)]
     pub reload_stalls: Vec<Duration>,
     /// The end (µs) of the latest window a pane was written for.
+    #[serde(skip)]
     pub last_window_end: Option<i64>,
+    #[serde(skip)]
     pub elapsed: Duration,
 }
 
@@ -387,7 +392,7 @@ impl Pipeline {
         let retiring = self.aggregate.retiring().map(|(p, left)| (label(&p.source), left));
         self.status.update(|s| {
             s.counters = (&self.counters).into();
-            s.counters.dead_letters = self.dead.total();
+            s.counters.counts.dead_letters = self.dead.total();
             s.counters.unacked_messages = self.source.unacked() as u64;
             s.transform = self.provenance.transform.clone();
             s.aggregate = self.provenance.aggregate.clone();

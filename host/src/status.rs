@@ -39,19 +39,12 @@ pub struct Snapshot {
     pub running: bool,
 }
 
-/// The counters, as numbers for JSON.
+/// The counters, as numbers for JSON: the run's counters plus what is
+/// derived from them.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CounterSnapshot {
-    pub events_in: u64,
-    pub filtered: u64,
-    pub elements: u64,
-    pub late: u64,
-    pub dead_letters: u64,
-    pub panes: u64,
-    pub transform_restarts: u64,
-    pub reloads: u64,
-    pub refused_reloads: u64,
-    pub quarantines: u64,
+    #[serde(flatten)]
+    pub counts: Counters,
     pub transform_ns_per_event: f64,
     pub aggregate_ns_per_event: f64,
     /// Input messages delivered and not acknowledged yet (held for open windows).
@@ -63,16 +56,7 @@ pub struct CounterSnapshot {
 impl From<&Counters> for CounterSnapshot {
     fn from(c: &Counters) -> Self {
         Self {
-            events_in: c.events_in,
-            filtered: c.filtered,
-            elements: c.elements,
-            late: c.late,
-            dead_letters: c.dead_letters,
-            panes: c.panes,
-            transform_restarts: c.transform_restarts,
-            reloads: c.reloads,
-            refused_reloads: c.refused_reloads,
-            quarantines: c.quarantines,
+            counts: Counters { reload_stalls: Vec::new(), ..c.clone() },
             transform_ns_per_event: c.transform_ns_per_event(),
             aggregate_ns_per_event: c.aggregate_ns_per_event(),
             unacked_messages: 0,

@@ -24,7 +24,8 @@ fn reference_solutions_score_100_and_untouched_templates_score_0() {
     let rt = runtime();
     for exercise in Exercise::bundled() {
         assert!(!exercise.visible.is_empty() && !exercise.held_back.is_empty(), "{}: visible and held-back cases", exercise.name);
-        let solution = grade::grade(&rt, &exercise, &crate_wasm("solution", &exercise.name), Which::All);
+        let reference = exercise.reference_plugin().unwrap();
+        let solution = grade::grade(&rt, &exercise, &reference, Which::All);
         assert_eq!(solution.score, 100, "{}", grade::report::text(&solution));
         assert_eq!(solution.total, exercise.visible.len() + exercise.held_back.len());
 
@@ -35,7 +36,7 @@ fn reference_solutions_score_100_and_untouched_templates_score_0() {
             assert!(error.contains("todo!()"), "{}: {}: the message says to fill in the snippets: {error:?}", exercise.name, case.name);
         }
         // Participants see only the visible cases.
-        let visible = grade::grade(&rt, &exercise, &crate_wasm("solution", &exercise.name), Which::Visible);
+        let visible = grade::grade(&rt, &exercise, &reference, Which::Visible);
         assert_eq!(visible.total, exercise.visible.len());
         assert!(visible.cases.iter().all(|c| !c.held_back));
     }
@@ -69,16 +70,16 @@ fn a_plausible_wrong_answer_fails_the_case_that_shows_the_mistake() {
 #[test]
 fn a_class_of_thirty_guests_is_graded_with_a_correct_summary() {
     let class = tempfile::tempdir().unwrap();
-    // A copy of exercise 2 whose config makes the hostile guest loop on the
+    // A copy of exercise 1 whose config makes the hostile guest loop on the
     // bundled day's first event (the other guests ignore their config).
-    let exercise_dir = class.path().join("02-add-weekday-hostile");
+    let exercise_dir = class.path().join("01-filter-gameplay-hostile");
     std::fs::create_dir(&exercise_dir).unwrap();
     let root = runnel_tests::repo_root();
-    std::fs::copy(root.join("guest-transforms/exercises/02-add-weekday/cases.ndjson"), exercise_dir.join("cases.ndjson")).unwrap();
-    std::fs::copy(root.join("guest-transforms/solutions/02-add-weekday/held-back.ndjson"), exercise_dir.join("held-back.ndjson")).unwrap();
+    std::fs::copy(root.join("guest-transforms/exercises/01-filter-gameplay/cases.ndjson"), exercise_dir.join("cases.ndjson")).unwrap();
+    std::fs::copy(root.join("guest-transforms/solutions/01-filter-gameplay/held-back.ndjson"), exercise_dir.join("held-back.ndjson")).unwrap();
     std::fs::write(
         exercise_dir.join("exercise.toml"),
-        "title = \"weekday, with a hostile config\"\nkind = \"transform\"\nconfig = '{\"mode\": \"loop\", \"when\": \"level_end_quickplay\"}'\n",
+        "title = \"gameplay, with a hostile config\"\nkind = \"transform\"\nconfig = '{\"mode\": \"loop\", \"when\": \"level_end_quickplay\"}'\n",
     )
     .unwrap();
     let guests = class.path().join("guests");
@@ -86,11 +87,11 @@ fn a_class_of_thirty_guests_is_graded_with_a_correct_summary() {
     let put = |name: &str, bytes: &[u8]| std::fs::write(guests.join(format!("{name}.wasm")), bytes).unwrap();
     let read = |crate_name: &str| std::fs::read(built_guest(crate_name)).unwrap();
     for i in 0..12 {
-        put(&format!("good-{i:02}"), &with_build_tag(&read("solution-02-add-weekday"), &format!("{i}")));
+        put(&format!("good-{i:02}"), &with_build_tag(&read("solution-01-filter-gameplay"), &format!("{i}")));
     }
     for i in 0..5 {
-        put(&format!("untouched-{i}"), &with_build_tag(&read("exercise-02-add-weekday"), &format!("{i}")));
-        put(&format!("off-by-one-{i}"), &with_build_tag(&read("wrong-weekday"), &format!("{i}")));
+        put(&format!("untouched-{i}"), &with_build_tag(&read("exercise-01-filter-gameplay"), &format!("{i}")));
+        put(&format!("keeps-all-{i}"), &with_build_tag(&read("identity"), &format!("{i}")));
     }
     for i in 0..3 {
         put(&format!("loops-{i}"), &with_build_tag(&read("hostile"), &format!("{i}")));
@@ -114,7 +115,7 @@ fn a_class_of_thirty_guests_is_graded_with_a_correct_summary() {
     .unwrap();
     eprintln!("graded 30 guests in {:.1} s", started.elapsed().as_secs_f64());
     assert_eq!(cards.len(), 30);
-    let total = 7;
+    let total = 8;
     for card in &cards {
         let file = card.plugin.rsplit('/').next().unwrap();
         assert_eq!(card.total, total, "{file}");
@@ -124,10 +125,10 @@ fn a_class_of_thirty_guests_is_graded_with_a_correct_summary() {
         } else if file.starts_with("untouched-") {
             assert_eq!(card.score, 0);
             assert!(errors.iter().all(|e| e.contains("todo!()")));
-        } else if file.starts_with("off-by-one-") {
-            assert_eq!(card.passed, 2, "only the refusals pass: {}", grade::report::text(card));
+        } else if file.starts_with("keeps-all-") {
+            assert_eq!(card.passed, 4, "only the cases of gameplay events alone pass: {}", grade::report::text(card));
         } else if file.starts_with("loops-") {
-            assert!(card.score < 100);
+            assert!(card.score > 0 && card.score < 100, "it loops only on level_end_quickplay: {}", grade::report::text(card));
             assert!(errors.iter().any(|e| e.contains("time budget") && e.contains("loop")), "{}", grade::report::text(card));
         } else if file.starts_with("old-contract-") {
             assert_eq!(card.score, 0);
@@ -141,7 +142,7 @@ fn a_class_of_thirty_guests_is_graded_with_a_correct_summary() {
         }
     }
     let summary = grade::report::summary(&cards);
-    assert!(summary.ends_with("30 guests: 12 at 100%, 13 at 0%, 5 in between"), "{summary}");
+    assert!(summary.ends_with("30 guests: 12 at 100%, 10 at 0%, 8 in between"), "{summary}");
     let html = std::fs::read_to_string(guests.join("grade-report.html")).unwrap();
     assert_eq!(html.matches("<tr><td>").count(), 30);
     assert!(html.contains("good-00.wasm") && html.contains("class=\"fail\""));

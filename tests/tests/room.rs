@@ -22,23 +22,23 @@ fn stream(n: usize) -> FileSource {
 
 #[test]
 fn ten_transform_slots_on_one_stream_get_the_right_verdicts() {
-    // Exercise 2, with a config that makes the hostile guest loop on the
+    // Exercise 1, with a config that makes the hostile guest loop on the
     // stream's first event (the others ignore their config).
-    let mut exercise = Exercise::find("02-add-weekday").unwrap();
+    let mut exercise = Exercise::find("01-filter-gameplay").unwrap();
     exercise.config = r#"{"mode": "loop", "when": "level_end_quickplay"}"#.into();
     let guests = vec![
-        guest("solution-02-add-weekday", "good-1"),
-        guest("solution-02-add-weekday", "good-2"),
-        guest("solution-02-add-weekday", "good-3"),
-        guest("solution-02-add-weekday", "good-4"),
-        guest("wrong-weekday", "off-by-one-1"),
-        guest("wrong-weekday", "off-by-one-2"),
-        guest("exercise-02-add-weekday", "untouched"),
+        guest("solution-01-filter-gameplay", "good-1"),
+        guest("solution-01-filter-gameplay", "good-2"),
+        guest("solution-01-filter-gameplay", "good-3"),
+        guest("solution-01-filter-gameplay", "good-4"),
+        guest("identity", "keeps-all"),
+        guest("wrong-weekday", "adds-a-field"),
+        guest("exercise-01-filter-gameplay", "untouched"),
         guest("hostile", "loops"),
         PluginSource::from_file(&built_guest("wrong-version")).unwrap(),
         PluginSource::from_bytes("garbage.wasm", b"\0asm but not really".to_vec()),
     ];
-    let reference = PluginSource::from_file(&built_guest("solution-02-add-weekday")).unwrap();
+    let reference = PluginSource::from_file(&built_guest("solution-01-filter-gameplay")).unwrap();
     let runtime = PluginRuntime::new(grade::grading_limits()).unwrap();
     let mut room = Room::new(runtime, exercise, reference, guests).unwrap();
     let report = room.run(&mut stream(3000), None, None).unwrap();
@@ -52,12 +52,13 @@ fn ten_transform_slots_on_one_stream_get_the_right_verdicts() {
         let s = slot(good);
         assert_eq!((s.verdict.as_str(), s.compared, s.matched), ("correct", 3000, 3000), "{s:?}");
     }
-    for wrong in ["off-by-one-1", "off-by-one-2"] {
-        let s = slot(wrong);
-        assert_eq!(s.verdict, "wrong");
-        assert_eq!(s.compared, 3000);
-        assert!(s.detail.as_deref().unwrap().contains("\"weekday\" is \"Saturday\", expected \"Friday\""), "{s:?}");
-    }
+    let keeps_all = slot("keeps-all");
+    assert_eq!((keeps_all.verdict.as_str(), keeps_all.compared), ("wrong", 3000));
+    assert!(keeps_all.matched > 0 && keeps_all.matched < 3000, "gameplay events match, the rest do not: {keeps_all:?}");
+    assert!(keeps_all.detail.as_deref().unwrap().contains("expected 0 outputs, got 1"), "{keeps_all:?}");
+    let adds = slot("adds-a-field");
+    assert_eq!((adds.verdict.as_str(), adds.matched), ("wrong", 0));
+    assert!(adds.detail.as_deref().unwrap().contains("unexpected field \"weekday\""), "{adds:?}");
     let untouched = slot("untouched");
     assert_eq!(untouched.verdict, "quarantined");
     assert!(untouched.detail.as_deref().unwrap().contains("panicked"));
@@ -84,12 +85,12 @@ fn ten_transform_slots_on_one_stream_get_the_right_verdicts() {
 fn aggregate_slots_share_the_windows_and_are_compared_pane_by_pane() {
     let exercise = Exercise::find("03-count-per-user").unwrap();
     let guests = vec![
-        guest("solution-03-count-per-user", "good"),
-        guest("count-events", "bundled-count"),
+        guest("count-events", "good"),
+        guest("count-events-decimal", "decimal-count"),
         guest("wrong-revenue", "counts-purchases"),
         guest("exercise-03-count-per-user", "untouched"),
     ];
-    let reference = PluginSource::from_file(&built_guest("solution-03-count-per-user")).unwrap();
+    let reference = exercise.reference_plugin().unwrap();
     let mut room = Room::new(PluginRuntime::new(grade::grading_limits()).unwrap(), exercise, reference, guests).unwrap();
     let report = room.run(&mut stream(5000), None, None).unwrap();
     eprintln!("{}", leaderboard_text(&report));
@@ -97,7 +98,7 @@ fn aggregate_slots_share_the_windows_and_are_compared_pane_by_pane() {
     let panes = slot("good").compared;
     assert!(panes > 100, "one comparison per pane");
     assert_eq!((slot("good").verdict.as_str(), slot("good").matched), ("correct", panes));
-    assert_eq!((slot("bundled-count").verdict.as_str(), slot("bundled-count").matched), ("correct", panes));
+    assert_eq!((slot("decimal-count").verdict.as_str(), slot("decimal-count").matched), ("correct", panes));
     let wrong = slot("counts-purchases");
     assert_eq!(wrong.verdict, "wrong");
     assert!(wrong.detail.as_deref().unwrap().contains("the reference gives"), "{wrong:?}");

@@ -95,12 +95,8 @@ pub struct RoomOptions {
 pub fn room(opts: &RoomOptions) -> Result<crate::room::RoomReport> {
     let exercise = Exercise::find(&opts.exercise)?;
     let reference = match &opts.reference {
-        Some(p) => p.clone(),
-        None => {
-            let built = crate::plugin::bundled::built_guest(&format!("solution-{}", exercise.name));
-            anyhow::ensure!(built.exists(), "no built reference solution at {}: pass --reference SOLUTION.wasm", built.display());
-            built
-        }
+        Some(p) => PluginSource::from_file(p)?,
+        None => exercise.reference_plugin()?,
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&opts.guests)
         .with_context(|| format!("cannot read {}", opts.guests.display()))?
@@ -113,7 +109,7 @@ pub fn room(opts: &RoomOptions) -> Result<crate::room::RoomReport> {
         .map(|p| PluginSource::from_file(p))
         .collect::<Result<Vec<_>>>()?;
     let runtime = PluginRuntime::new(grade::grading_limits())?;
-    let mut room = crate::room::Room::new(runtime, exercise, PluginSource::from_file(&reference)?, guests)?;
+    let mut room = crate::room::Room::new(runtime, exercise, reference, guests)?;
     let mut source: Box<dyn crate::source::Source> = match &opts.input {
         Some(p) => Box::new(crate::source::file::FileSource::open(p)?),
         None => Box::new(crate::source::file::FileSource::from_reader(

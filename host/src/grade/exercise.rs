@@ -48,6 +48,8 @@ struct Definition {
     kind: String,
     #[serde(default)]
     config: String,
+    #[serde(default)]
+    reference: Option<String>,
 }
 
 /// An exercise, ready to grade.
@@ -61,6 +63,9 @@ pub struct Exercise {
     pub config: String,
     pub visible: Vec<Case>,
     pub held_back: Vec<Case>,
+    /// The reference solution: `bundled:NAME`, or a guest crate built by
+    /// `host/build.rs` (`solution-01-filter-gameplay`).
+    pub reference: Option<String>,
 }
 
 macro_rules! bundled {
@@ -142,6 +147,7 @@ impl Exercise {
             config: def.config,
             visible: cases(visible, false).context("cases.ndjson")?,
             held_back: cases(held, true).context("held-back.ndjson")?,
+            reference: def.reference,
         })
     }
 
@@ -149,6 +155,19 @@ impl Exercise {
     pub fn cases(&self, which: super::Which) -> impl Iterator<Item = &Case> {
         let held: &[Case] = if which == super::Which::All { &self.held_back } else { &[] };
         self.visible.iter().chain(held)
+    }
+
+    /// The reference solution's plugin, if the exercise names one that is here.
+    pub fn reference_plugin(&self) -> Result<crate::plugin::PluginSource> {
+        let Some(reference) = &self.reference else {
+            bail!("exercise {} names no reference solution: pass one with --reference", self.name);
+        };
+        if reference.starts_with("bundled:") {
+            return crate::plugin::PluginSource::resolve(reference, Path::new(""));
+        }
+        let built = crate::plugin::bundled::built_guest(reference);
+        crate::plugin::PluginSource::from_file(&built)
+            .with_context(|| format!("the reference solution {reference} of {} is not built here: pass --reference", self.name))
     }
 
     /// The config string for a case.

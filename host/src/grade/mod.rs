@@ -71,7 +71,7 @@ impl Scorecard {
     fn new(exercise: &Exercise, plugin: String, cases: Vec<CaseResult>) -> Self {
         let passed = cases.iter().filter(|c| c.passed).count();
         let total = cases.len();
-        let score = if total == 0 { 0 } else { (passed * 100 / total) as u32 };
+        let score = (passed * 100).checked_div(total).unwrap_or(0) as u32;
         Self { exercise: exercise.name.clone(), plugin, cases, passed, total, score }
     }
 
