@@ -223,31 +223,30 @@ async fn read_limited(body: Body, limit: usize) -> Option<Vec<u8>> {
 }
 
 async fn upload(State(ctx): State<Ctx>, headers: HeaderMap, UrlPath(kind): UrlPath<String>, body: Body) -> Response {
+    // The body is read (or, past the limit, drained) before any answer, so
+    // a client still sending is never cut off with a broken pipe.
+    let bytes = read_limited(body, ctx.max_upload_bytes).await;
     if let Err(r) = authorize(&ctx, &headers) {
         return *r;
     }
     let Some(kind) = parse_kind(&kind) else {
         return error(StatusCode::NOT_FOUND, format!("no plugin kind {kind:?}: POST to /api/plugins/transform or /api/plugins/aggregate"));
     };
-    let too_big = || {
-        error(
+    let Some(bytes) = bytes else {
+        return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the upload is larger than the limit of {} MiB ([admin] max_upload_mib); plugins built with the guest profile are far smaller",
                 ctx.max_upload_bytes >> 20
             ),
-        )
-    };
-    let bytes = match read_limited(body, ctx.max_upload_bytes).await {
-        Some(b) => b,
-        None => return too_big(),
+        );
     };
     let name = headers
         .get("x-plugin-name")
         .and_then(|v| v.to_str().ok())
         .filter(|n| !n.is_empty() && n.len() <= 200)
         .unwrap_or("plugin.wasm");
-    let source = PluginSource::from_bytes(format!("upload:{name}"), bytes.to_vec());
+    let source = PluginSource::from_bytes(format!("upload:{name}"), bytes);
     match swap(&ctx, kind, source).await {
         Ok(o) => outcome_response(vec![o]),
         Err(r) => r,
