@@ -1,0 +1,137 @@
+//! Pub/Sub ingest against the emulator: runnel's consume rate next to the
+//! emulator's own ceiling, measured in the same run by a plain reference
+//! consumer (the same client library, streaming pull, ack on receipt).
+//!
+//! Needs the emulator (`eval "$(scripts/emulators.sh start)"`); skips
+//! itself without one.
+//!
+//!   cargo bench -p runnel --bench pubsub            # 20,000 messages
+//!   cargo bench -p runnel --bench pubsub -- --smoke # 2,000
+
+use futures_util::StreamExt as _;
+use runnel::cloud::{Cloud, CloudConfig};
+use runnel::config::PipelineConfig;
+use runnel::pipeline::{Overrides, Pipeline};
+use runnel::source::pubsub::{PubsubOptions, PubsubSource};
+use runnel::source::{Source, SourceBatch};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// When the first and the last of the events were handed out.
+type Span = Arc<Mutex<(Option<Instant>, Option<Instant>)>>;
+
+/// Hands out `limit` events of another source, then ends.
+struct FirstN<S> {
+    inner: S,
+    limit: u64,
+    seen: u64,
+    span: Span,
+}
+
+impl<S: Source> Source for FirstN<S> {
+    fn next_batch(&mut self, max: usize) -> anyhow::Result<Option<SourceBatch>> {
+        if self.seen >= self.limit {
+            self.span.lock().unwrap().1.get_or_insert_with(Instant::now);
+            return Ok(None);
+        }
+        let batch = self.inner.next_batch(max)?;
+        if let Some(b) = &batch {
+            if !b.events.is_empty() {
+                self.span.lock().unwrap().0.get_or_insert_with(Instant::now);
+            }
+            self.seen += b.events.len() as u64;
+        }
+        Ok(batch)
+    }
+    fn ack(&mut self, tokens: &[u64]) {
+        self.inner.ack(tokens)
+    }
+    fn unacked(&self) -> usize {
+        self.inner.unacked()
+    }
+}
+
+fn rest(host: &str, path: &str, body: serde_json::Value) {
+    ureq::put(&format!("http://{host}/v1/projects/bench-project/{path}")).send_json(body).expect("the emulator answers");
+}
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let Ok(host) = std::env::var("PUBSUB_EMULATOR_HOST") else {
+        println!("pubsub bench skipped: no PUBSUB_EMULATOR_HOST (run under `eval \"$(scripts/emulators.sh start)\"`)");
+        return;
+    };
+    let n: u64 = if smoke { 2_000 } else { 20_000 };
+    let tag = std::process::id();
+    let topic = format!("bench-topic-{tag}");
+    let (sub_ref, sub_runnel) = (format!("bench-ref-{tag}"), format!("bench-runnel-{tag}"));
+    rest(&host, &format!("topics/{topic}"), serde_json::json!({}));
+    for s in [&sub_ref, &sub_runnel] {
+        rest(&host, &format!("subscriptions/{s}"), serde_json::json!({"topic": format!("projects/bench-project/topics/{topic}"), "ackDeadlineSeconds": 60}));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cloud]\nproject = \"bench-project\"\n[source]\ntype = \"pubsub\"\ntopic = \"{topic}\"\nsubscription = \"{sub_runnel}\"\n\
+             [transform]\nplugin = \"add-weekday\"\n[watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 10\nstartup_hold_s = 0\n\
+             [sink]\ntype = \"null\"\n[dead_letters]\npath = \"dead.ndjson\"\n"
+        ),
+    )
+    .unwrap();
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/floodit-events.ndjson.gz");
+    let t = Instant::now();
+    let opts = runnel::cmd::publish::PublishOptions { file: &events, rate: None, repeat: true, limit: Some(n), quiet: true };
+    runnel::cmd::publish::run(&config, &opts).unwrap();
+    let publish_rate = n as f64 / t.elapsed().as_secs_f64();
+
+    // The reference consumer: receive and ack, nothing else.
+    let cloud = Cloud::resolve(&CloudConfig { project: Some("bench-project".into()), ..Default::default() }).unwrap();
+    let rt = runnel::cloud::runtime().unwrap();
+    let reference_rate = rt.block_on(async {
+        let subscriber = cloud.subscriber().await.unwrap();
+        let mut stream = subscriber.subscribe(cloud.subscription_path(&sub_ref)).set_max_outstanding_messages(50_000).build();
+        let mut got = 0u64;
+        let mut first = None;
+        while got < n {
+            match tokio::time::timeout(Duration::from_secs(120), stream.next()).await {
+                Ok(Some(Ok((_message, handler)))) => {
+                    first.get_or_insert_with(Instant::now);
+                    handler.ack();
+                    got += 1;
+                }
+                other => panic!("the reference consumer stopped after {got} messages: {:?}", other.is_err()),
+            }
+        }
+        n as f64 / first.unwrap().elapsed().as_secs_f64()
+    });
+
+    // runnel: the workshop pipeline (add-weekday, count per user per minute).
+    let cfg = PipelineConfig::load(&config).unwrap();
+    let source = PubsubSource::connect(
+        &cloud,
+        PubsubOptions {
+            subscription: sub_runnel.clone(),
+            max_outstanding_messages: 50_000,
+            max_outstanding_bytes: 256 << 20,
+            stop_when_idle: None,
+            lease_extension: Duration::from_secs(20),
+        },
+    )
+    .unwrap();
+    let span: Span = Arc::default();
+    let limited = FirstN { inner: source, limit: n, seen: 0, span: span.clone() };
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(limited)), sink: None }).unwrap();
+    let counters = pipeline.run().unwrap();
+    let (first, last) = *span.lock().unwrap();
+    let runnel_rate = n as f64 / (last.unwrap() - first.unwrap()).as_secs_f64();
+    assert!(counters.events_in >= n, "runnel got {} of {n} messages", counters.events_in);
+
+    println!("| Pub/Sub ingest against the emulator ({n} Flood It messages) | msg/s |");
+    println!("|---|---|");
+    println!("| publish (runnel publish) | {publish_rate:.0} |");
+    println!("| reference consumer: streaming pull, ack on receipt (the emulator's ceiling) | {reference_rate:.0} |");
+    println!("| runnel: add-weekday + count per user per minute, ack after the panes are written | {runnel_rate:.0} |");
+    println!("| runnel / reference | {:.2} |", runnel_rate / reference_rate);
+}
