@@ -13,6 +13,14 @@ cd "$(dirname "$0")/.."
 # that file named the wasm target lacks it (host/build.rs adds it too).
 rustup target add wasm32-wasip2 >/dev/null
 
+# The dashboard test drives a real headless Chromium (Debian's package).
+if ! command -v chromium >/dev/null; then
+  echo "installing Debian's chromium for the dashboard test ..." >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >&2
+fi
+
 # Build first, so the emulators do not idle through a long compile.
 cargo test --locked -p runnel -p runnel-tests -p runnel-event --no-run
 

@@ -8,7 +8,6 @@
 //!   cargo bench -p runnel --bench pubsub            # 20,000 messages
 //!   cargo bench -p runnel --bench pubsub -- --smoke # 2,000
 
-use futures_util::StreamExt as _;
 use runnel::cloud::{Cloud, CloudConfig};
 use runnel::config::PipelineConfig;
 use runnel::pipeline::{Overrides, Pipeline};

@@ -3,8 +3,11 @@
 //!
 //! | request | what it does | token |
 //! |---|---|---|
+//! | `GET /` | the dashboard: top users of each closed minute, throughput, watermark, plugins, dead letters | no |
 //! | `GET /healthz` | `ok` while the server runs | no |
-//! | `GET /api/status` | counters, plugin versions, reload history (JSON) | no |
+//! | `GET /metrics` | Prometheus text format | no |
+//! | `GET /api/status` | counters, plugin versions, reload history, recent windows and dead letters (JSON) | no |
+//! | `GET /api/events` | the status once a second (server-sent events) | no |
 //! | `POST /api/reload[?kind=transform\|aggregate]` | re-reads the pipeline file's plugin files and swaps in changed ones | yes |
 //! | `POST /api/plugins/{transform\|aggregate}` | body: a `.wasm`; checks it and swaps it in | yes |
 //!
@@ -67,13 +70,17 @@ impl AdminServer {
             .name("runnel-admin".into())
             .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+                // On shutdown the serving future is dropped, and with the
+                // runtime every connection task (an open event stream too).
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("a bound listener");
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!(error = %e, "the admin server stopped");
+                    tokio::select! {
+                        served = axum::serve(listener, app) => {
+                            if let Err(e) = served {
+                                tracing::error!(error = %e, "the admin server stopped");
+                            }
+                        }
+                        _ = rx => {}
                     }
                 });
             })
@@ -101,8 +108,11 @@ type Ctx = Arc<AdminContext>;
 
 fn router(ctx: Ctx) -> Router {
     Router::new()
+        .route("/", get(|| async { axum::response::Html(DASHBOARD) }))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/api/status", get(status))
+        .route("/api/events", get(events))
         .route("/api/reload", post(reload))
         .route("/api/plugins/{kind}", post(upload))
         .with_state(ctx)
@@ -113,8 +123,31 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
+/// The dashboard page: one file, no external assets (works offline).
+const DASHBOARD: &str = include_str!("../assets/dashboard.html");
+
 async fn status(State(ctx): State<Ctx>) -> Response {
     Json(ctx.status.snapshot()).into_response()
+}
+
+async fn metrics(State(ctx): State<Ctx>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::render(&ctx.status.snapshot()),
+    )
+        .into_response()
+}
+
+/// The status once a second, as server-sent events.
+async fn events(State(ctx): State<Ctx>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let ticks = tokio::time::interval(Duration::from_secs(1));
+    let stream = futures_util::stream::unfold((ctx, ticks), |(ctx, mut ticks)| async move {
+        ticks.tick().await;
+        let event = Event::default().json_data(ctx.status.snapshot()).unwrap_or_default();
+        Some((Ok::<_, std::convert::Infallible>(event), (ctx, ticks)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
 /// Refuses a request that would change the pipeline without the token.

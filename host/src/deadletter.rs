@@ -76,6 +76,8 @@ pub struct DeadLetters {
     counts: BTreeMap<(Stage, String), u64>,
     total: u64,
     topic: Option<TopicCopy>,
+    /// The latest few, for the dashboard.
+    recent: std::collections::VecDeque<crate::status::DeadLetterSample>,
 }
 
 /// Dead letters on their way to a Pub/Sub topic.
@@ -109,6 +111,7 @@ impl DeadLetters {
             counts: BTreeMap::new(),
             total: 0,
             topic: None,
+            recent: Default::default(),
         })
     }
 
@@ -138,6 +141,16 @@ impl DeadLetters {
             payload: text,
             payload_base64: b64,
         };
+        crate::status::push_recent(
+            &mut self.recent,
+            crate::status::DeadLetterSample {
+                time: record.time.clone(),
+                stage: stage.as_str().into(),
+                reason: record.reason.clone(),
+                source: record.source.clone(),
+                payload: String::from_utf8_lossy(payload).chars().take(300).collect(),
+            },
+        );
         let line = serde_json::to_vec(&record)?;
         self.out.write_all(&line)?;
         self.out.write_all(b"\n")?;
@@ -174,6 +187,11 @@ impl DeadLetters {
 
     pub fn total(&self) -> u64 {
         self.total
+    }
+
+    /// The latest dead letters, newest last.
+    pub fn recent(&self) -> &std::collections::VecDeque<crate::status::DeadLetterSample> {
+        &self.recent
     }
 
     /// Counts by (stage, kind of reason).

@@ -26,7 +26,9 @@
 //!   between batches;
 //! - [`status`]: what a running pipeline tells the outside (counters,
 //!   versions, reload history);
-//! - [`admin`]: the HTTP server beside a running pipeline (status, reloads);
+//! - [`admin`]: the HTTP server beside a running pipeline (status, reloads,
+//!   metrics, the dashboard page);
+//! - [`metrics`]: stage latency histograms and the Prometheus exposition;
 //! - [`grade`]: grading workshop exercises by swapping guests;
 //! - [`room`]: many participants' plugins side by side on one stream;
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
@@ -42,6 +44,7 @@ pub mod config;
 pub mod deadletter;
 pub mod grade;
 pub mod decode;
+pub mod metrics;
 pub mod ndjson;
 pub mod pipeline;
 pub mod plugin;

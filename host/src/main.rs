@@ -45,6 +45,15 @@ enum Command {
         /// Where refused events go.
         #[arg(long, default_value = "runnel-demo-dead-letters.ndjson")]
         dead_letters: PathBuf,
+        /// Serve the live dashboard (and /metrics, the admin API) on this address, e.g. 127.0.0.1:9464.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Stream the events at this many per second, to watch the dashboard live.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// With --admin: keep serving the dashboard after the run, until Ctrl-C.
+        #[arg(long)]
+        linger: bool,
     },
     /// Run a pipeline file (TOML; see docs/config.md and examples/).
     ///
@@ -255,8 +264,8 @@ fn init_logging(level: &str, json: bool) {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo { top, windows, output, dead_letters } => {
-            cmd::demo::run(&cmd::demo::DemoOptions { top, windows, output, dead_letters })?;
+        Command::Demo { top, windows, output, dead_letters, admin, rate, linger } => {
+            cmd::demo::run(&cmd::demo::DemoOptions { top, windows, output, dead_letters, admin, rate, linger })?;
         }
         Command::Run { config, admin } => {
             cmd::run::run(&config, admin.as_deref())?;

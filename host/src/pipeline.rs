@@ -107,6 +107,11 @@ pub struct Pipeline {
     /// Plugin files to re-read on `runnel reload`.
     plugin_files: Vec<(Kind, PathBuf)>,
     status: LiveStatus,
+    latency: crate::metrics::StageLatencies,
+    sink_rows: u64,
+    sink_rejected: u64,
+    /// Closed windows' top keys, newest last.
+    recent_windows: std::collections::VecDeque<crate::status::WindowTop>,
     engine: WindowEngine,
     watermark: WatermarkEstimator,
     aggregate: Aggregates,
@@ -256,6 +261,10 @@ impl Pipeline {
             quarantine_after: cfg.sandbox.quarantine_after,
             plugin_files,
             status,
+            latency: Default::default(),
+            sink_rows: 0,
+            sink_rejected: 0,
+            recent_windows: Default::default(),
             engine: WindowEngine::new(engine_cfg),
             watermark,
             aggregate: Aggregates::new(aggregate),
@@ -390,7 +399,21 @@ impl Pipeline {
     /// Publishes the counters and versions to the live status.
     fn publish_status(&self) {
         let retiring = self.aggregate.retiring().map(|(p, left)| (label(&p.source), left));
+        let stats = self.engine.stats();
+        let watermark = self.engine.watermark();
+        let by_reason: Vec<(String, String, u64)> =
+            self.dead.counts().iter().map(|((stage, kind), n)| (stage.as_str().to_string(), kind.clone(), *n)).collect();
         self.status.update(|s| {
+            s.watermark_us = (watermark > i64::MIN && watermark < i64::MAX).then_some(watermark);
+            s.processing_time_us = now_us();
+            s.open_windows = stats.open_windows;
+            s.keys = stats.keys;
+            s.sink_rows = self.sink_rows;
+            s.sink_rejected = self.sink_rejected;
+            s.dead_letters_by_reason = by_reason;
+            s.recent_dead_letters = self.dead.recent().clone();
+            s.recent_windows = self.recent_windows.clone();
+            s.latency = self.latency.clone();
             s.counters = (&self.counters).into();
             s.counters.counts.dead_letters = self.dead.total();
             s.counters.unacked_messages = self.source.unacked() as u64;
@@ -411,7 +434,10 @@ impl Pipeline {
     /// Runs until a bounded source ends; then closes every window.
     pub fn run(&mut self) -> Result<Counters> {
         let started = Instant::now();
-        while let Some(mut batch) = self.source.next_batch(self.batch_size)? {
+        loop {
+            let reading = Instant::now();
+            let Some(mut batch) = self.source.next_batch(self.batch_size)? else { break };
+            self.latency.source.observe(reading.elapsed());
             self.apply_reloads()?;
             let now = now_us();
             self.engine.advance_processing_time(now);
@@ -454,6 +480,8 @@ impl Pipeline {
     }
 
     fn process_batch(&mut self, batch: &mut SourceBatch, now: i64) -> Result<()> {
+        let windowing = Instant::now();
+        let transform_before = self.latency.transform.sum_seconds;
         let n = batch.events.len();
         self.counters.events_in += n as u64;
         self.agg_events.clear();
@@ -487,6 +515,7 @@ impl Pipeline {
             let called = Instant::now();
             let out = transform.transform(&self.runtime, &mut batch.events);
             self.counters.transform_time += called.elapsed();
+            self.latency.transform.observe(called.elapsed());
             self.counters.transform_restarts += out.restarts as u64;
             transform_failed = out.restarts > 0;
             let plugin = label(&transform.source);
@@ -556,6 +585,9 @@ impl Pipeline {
         let called = Instant::now();
         let rejected = self.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?;
         self.counters.aggregate_time += called.elapsed();
+        self.latency.aggregate.observe(called.elapsed());
+        let transform_took = self.latency.transform.sum_seconds - transform_before;
+        self.latency.window.observe(windowing.elapsed().saturating_sub(called.elapsed()).saturating_sub(Duration::from_secs_f64(transform_took.max(0.0))));
         for r in rejected {
             let element = r.event as usize;
             let payload = if needs_payload { self.agg_events.get(element).to_vec() } else { Vec::new() };
@@ -579,12 +611,47 @@ impl Pipeline {
         self.write_panes(panes)
     }
 
+    /// Keeps the most active keys of each window these panes close.
+    fn record_closed_windows(&mut self, panes: &[crate::window::Pane]) {
+        use crate::status::{push_recent, WindowTop, TOP_KEYS};
+        let mut by_window: std::collections::BTreeMap<(i64, i64), Vec<&crate::window::Pane>> = Default::default();
+        // A window has closed when its on-time pane fires (or its last).
+        for p in panes.iter().filter(|p| p.is_last || p.timing == crate::window::Timing::OnTime) {
+            by_window.entry((p.window.start, p.window.end)).or_default().push(p);
+        }
+        let time = |us: i64| {
+            chrono::DateTime::from_timestamp_micros(us)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| us.to_string())
+        };
+        for ((start, end), mut list) in by_window {
+            let number = |p: &crate::window::Pane| match &p.value {
+                Some(crate::window::Value::Int(v)) => *v as f64,
+                Some(crate::window::Value::Float(v)) => *v,
+                _ => f64::NEG_INFINITY,
+            };
+            list.sort_by(|a, b| number(b).total_cmp(&number(a)).then_with(|| a.key.cmp(&b.key)));
+            let top = list
+                .iter()
+                .take(TOP_KEYS)
+                .map(|p| (p.key.clone(), p.value.as_ref().map(|v| serde_json::from_str(&v.to_json()).unwrap_or_default()).unwrap_or_default()))
+                .collect();
+            push_recent(&mut self.recent_windows, WindowTop { start: time(start), end: time(end), keys: list.len(), top });
+        }
+    }
+
     fn write_panes(&mut self, panes: Vec<crate::window::Pane>) -> Result<()> {
         if !panes.is_empty() {
             self.counters.panes += panes.len() as u64;
             let latest = panes.iter().map(|p| p.window.end).max();
             self.counters.last_window_end = self.counters.last_window_end.max(latest);
-            for r in self.sink.write(&panes, &self.provenance)? {
+            self.record_closed_windows(&panes);
+            let writing = Instant::now();
+            let refused = self.sink.write(&panes, &self.provenance)?;
+            self.latency.sink.observe(writing.elapsed());
+            self.sink_rejected += refused.len() as u64;
+            self.sink_rows += (panes.len() - refused.len()) as u64;
+            for r in refused {
                 let source = match panes.get(r.pane) {
                     Some(p) => format!("pane {} [{}, {}) #{}", p.key, p.window.start, p.window.end, p.index),
                     None => "pane".into(),

@@ -37,6 +37,57 @@ pub struct Snapshot {
     pub reloads: VecDeque<ReloadEvent>,
     /// False once the pipeline has ended.
     pub running: bool,
+    /// The input watermark (µs), once it has moved.
+    pub watermark_us: Option<i64>,
+    /// Processing time (µs) when the snapshot was taken.
+    pub processing_time_us: i64,
+    pub open_windows: u64,
+    pub keys: u64,
+    /// Rows the sink accepted, and refused.
+    pub sink_rows: u64,
+    pub sink_rejected: u64,
+    /// (stage, kind of reason, count).
+    pub dead_letters_by_reason: Vec<(String, String, u64)>,
+    /// The latest dead letters, newest last.
+    pub recent_dead_letters: VecDeque<DeadLetterSample>,
+    /// The latest closed windows' most active keys, newest last.
+    pub recent_windows: VecDeque<WindowTop>,
+    pub latency: crate::metrics::StageLatencies,
+}
+
+/// A dead letter, shortened for display.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeadLetterSample {
+    pub time: String,
+    pub stage: String,
+    pub reason: String,
+    pub source: String,
+    /// The original event, cut to 300 characters.
+    pub payload: String,
+}
+
+/// A closed window's most active keys (its final panes, by value).
+#[derive(Clone, Debug, Serialize)]
+pub struct WindowTop {
+    pub start: String,
+    pub end: String,
+    /// Keys with a pane in the window.
+    pub keys: usize,
+    /// The top keys and their values, largest first.
+    pub top: Vec<(String, serde_json::Value)>,
+}
+
+/// How many closed windows and dead letters the snapshot keeps.
+pub const RECENT: usize = 30;
+/// Keys listed per closed window.
+pub const TOP_KEYS: usize = 10;
+
+/// Keeps `item` in a bounded, newest-last queue.
+pub fn push_recent<T>(queue: &mut VecDeque<T>, item: T) {
+    if queue.len() == RECENT {
+        queue.pop_front();
+    }
+    queue.push_back(item);
 }
 
 /// The counters, as numbers for JSON: the run's counters plus what is

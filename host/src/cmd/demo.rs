@@ -11,6 +11,8 @@ use crate::sink::stdout::StdoutSink;
 use crate::sink::tee::TeeSink;
 use crate::sink::{Columns, Sink};
 use crate::source::file::FileSource;
+use crate::source::paced::PacedSource;
+use crate::source::Source;
 use crate::source::synthetic::FLOOD_IT_GZ;
 
 /// The demo's pipeline file, as shipped in `examples/demo.toml`.
@@ -24,6 +26,12 @@ pub struct DemoOptions {
     /// Also write every pane as NDJSON here.
     pub output: Option<PathBuf>,
     pub dead_letters: PathBuf,
+    /// Serve the dashboard and admin API on this address.
+    pub admin: Option<String>,
+    /// Events per second (default: as fast as possible).
+    pub rate: Option<f64>,
+    /// Keep serving the dashboard after the run, until interrupted.
+    pub linger: bool,
 }
 
 pub fn run(opts: &DemoOptions) -> Result<Counters> {
@@ -38,17 +46,34 @@ pub fn run(opts: &DemoOptions) -> Result<Counters> {
         };
         sinks.push(Box::new(NdjsonSink::create(path, columns)?));
     }
-    let source = FileSource::from_reader("bundled:floodit-events.ndjson.gz", FLOOD_IT_GZ, true);
+    let mut source: Box<dyn Source> = Box::new(FileSource::from_reader("bundled:floodit-events.ndjson.gz", FLOOD_IT_GZ, true));
+    if let Some(rate) = opts.rate {
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of events per second");
+        // A live stream: windows close as the data passes them, not at the end.
+        cfg.watermark = Some(crate::window::watermark::WatermarkSpec::Bounded {
+            max_out_of_orderness_s: 5.0,
+            idle_timeout_s: None,
+            startup_hold_s: None,
+        });
+        source = Box::new(PacedSource::new(source, rate));
+    }
     let overrides = Overrides {
-        source: Some(Box::new(source)),
+        source: Some(source),
         sink: Some(Box::new(TeeSink(sinks))),
     };
     let mut pipeline = Pipeline::with_overrides(&cfg, overrides)?;
+    let admin = super::run::start_admin(&cfg, opts.admin.as_deref(), &pipeline)?;
     println!("runnel demo: Flood It events → add-weekday → events per user per minute → count-events\n");
     let counters = pipeline.run()?;
     if counters.panes > 0 && opts.windows > 0 {
         println!("… (the first {} one-minute windows; --windows N shows more)", opts.windows);
     }
     super::print_summary(&counters, pipeline.dead_letters());
+    if let (Some(server), true) = (&admin, opts.linger) {
+        eprintln!("the dashboard stays up at http://{}/ ; Ctrl-C to stop", server.addr());
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
     Ok(counters)
 }

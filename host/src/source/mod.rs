@@ -6,10 +6,12 @@
 //!   with timestamps rewritten to now (unbounded);
 //! - [`pubsub`]: a Google Cloud Pub/Sub subscription (unbounded), with
 //!   acknowledgements the pipeline releases once results are written;
-//! - [`memory`]: events held in memory (re-driven dead letters).
+//! - [`memory`]: events held in memory (re-driven dead letters);
+//! - [`paced`]: another source slowed to a steady rate.
 
 pub mod file;
 pub mod memory;
+pub mod paced;
 pub mod pubsub;
 pub mod synthetic;
 
