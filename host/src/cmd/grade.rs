@@ -26,7 +26,18 @@ pub fn run(opts: &GradeOptions) -> Result<Vec<Scorecard>> {
     let runtime = PluginRuntime::new(grade::grading_limits())?;
     let which = if opts.visible_only { Which::Visible } else { Which::All };
     if opts.target.is_dir() {
-        let cards = grade::grade_dir(&runtime, &exercise, &opts.target, which, opts.jobs)?;
+        let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} guests graded [{elapsed}]").expect("a valid template"));
+        let progress = |p: grade::Progress| match p {
+            grade::Progress::Total(n) => bar.set_length(n as u64),
+            grade::Progress::Graded => bar.inc(1),
+        };
+        let cards = grade::grade_dir(&runtime, &exercise, &opts.target, which, opts.jobs, &progress)?;
+        bar.finish_and_clear();
         let html = opts.html.clone().unwrap_or_else(|| opts.target.join("grade-report.html"));
         std::fs::write(&html, report::html(&format!("{} — {}", exercise.name, exercise.title), &cards))
             .with_context(|| format!("cannot write the HTML report {}", html.display()))?;

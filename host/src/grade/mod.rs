@@ -81,6 +81,13 @@ impl Scorecard {
     }
 }
 
+/// Progress of a class's grading.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress {
+    Total(usize),
+    Graded,
+}
+
 /// Which cases to grade.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {
@@ -112,7 +119,15 @@ pub fn grade(runtime: &PluginRuntime, exercise: &Exercise, source: &PluginSource
 }
 
 /// Grades every `.wasm` in `dir`, `jobs` at a time; sorted by file name.
-pub fn grade_dir(runtime: &PluginRuntime, exercise: &Exercise, dir: &Path, which: Which, jobs: usize) -> anyhow::Result<Vec<Scorecard>> {
+/// `progress` is told the number of guests, then once per graded guest.
+pub fn grade_dir(
+    runtime: &PluginRuntime,
+    exercise: &Exercise,
+    dir: &Path,
+    which: Which,
+    jobs: usize,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> anyhow::Result<Vec<Scorecard>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -120,6 +135,7 @@ pub fn grade_dir(runtime: &PluginRuntime, exercise: &Exercise, dir: &Path, which
         .collect();
     files.sort();
     anyhow::ensure!(!files.is_empty(), "no .wasm files in {}: put each participant's build there", dir.display());
+    progress(Progress::Total(files.len()));
     let next = AtomicUsize::new(0);
     let mut cards: Vec<(usize, Scorecard)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs.max(1))
@@ -137,6 +153,7 @@ pub fn grade_dir(runtime: &PluginRuntime, exercise: &Exercise, dir: &Path, which
                                 Scorecard::new(exercise, path.display().to_string(), results)
                             }
                         };
+                        progress(Progress::Graded);
                         mine.push((i, card));
                     }
                     mine
