@@ -163,3 +163,20 @@ pub fn pane_counts(rows: &[serde_json::Value]) -> BTreeMap<(String, i64), i64> {
     }
     counts
 }
+
+/// Writes `dir/pipeline.toml`: `input` → identity → events per user per
+/// minute (watermark trailing the newest event by 0 s) → `dir/panes.ndjson`,
+/// with an admin server on a free loopback port taking `token`; `admin_extra`
+/// goes into the `[admin]` table.
+pub fn admin_pipeline_file(dir: &Path, input: &Path, token: &str, admin_extra: &str) -> PathBuf {
+    let path = dir.join("pipeline.toml");
+    let text = format!(
+        "[source]\ntype = \"file\"\npath = \"{}\"\n[transform]\nplugin = \"identity\"\n\
+         [watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 0\n\
+         [sink]\ntype = \"ndjson\"\npath = \"panes.ndjson\"\n[dead_letters]\npath = \"dead.ndjson\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{token}\"\n{admin_extra}",
+        input.display()
+    );
+    std::fs::write(&path, text).expect("a writable temporary directory");
+    path
+}

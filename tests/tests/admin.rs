@@ -38,18 +38,7 @@ fn the_admin_server_guards_changes_and_swaps_uploaded_plugins() {
     let lines = two_days();
     let input = dir.path().join("input.ndjson");
     std::fs::write(&input, lines.join("\n")).unwrap();
-    let config_path = dir.path().join("pipeline.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[source]\ntype = \"file\"\npath = \"{}\"\n[transform]\nplugin = \"identity\"\n\
-             [watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 0\n\
-             [sink]\ntype = \"ndjson\"\npath = \"panes.ndjson\"\n[dead_letters]\npath = \"dead.ndjson\"\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nmax_upload_mib = 1\n",
-            input.display()
-        ),
-    )
-    .unwrap();
+    let config_path = runnel_tests::admin_pipeline_file(dir.path(), &input, TOKEN, "max_upload_mib = 1\n");
     let cfg = PipelineConfig::load(&config_path).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let finished = done.clone();

@@ -34,6 +34,10 @@ fn reference_solutions_score_100_and_untouched_templates_score_0() {
         for case in &template.cases {
             let error = case.error.as_deref().unwrap_or_default();
             assert!(error.contains("todo!()"), "{}: {}: the message says to fill in the snippets: {error:?}", exercise.name, case.name);
+            assert!(
+                error.contains("not yet implemented") && error.contains(&format!("exercises/{}/src/lib.rs:", exercise.name)),
+                "and where the todo!() is: {error:?}"
+            );
         }
         // Participants see only the visible cases.
         let visible = grade::grade(&rt, &exercise, &reference, Which::Visible);
@@ -161,17 +165,7 @@ fn runnel_try_builds_grades_and_hot_swaps_a_participants_crate() {
     let lines: Vec<String> = runnel_tests::flood_it_lines();
     let input = dir.path().join("input.ndjson");
     std::fs::write(&input, lines.join("\n")).unwrap();
-    let config = dir.path().join("pipeline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\ntype = \"file\"\npath = \"{}\"\n[transform]\nplugin = \"identity\"\n\
-             [sink]\ntype = \"ndjson\"\npath = \"panes.ndjson\"\n[dead_letters]\npath = \"dead.ndjson\"\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"workshop\"\n",
-            input.display()
-        ),
-    )
-    .unwrap();
+    let config = runnel_tests::admin_pipeline_file(dir.path(), &input, "workshop", "");
     let cfg = PipelineConfig::load(&config).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let finished = done.clone();

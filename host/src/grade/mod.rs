@@ -184,7 +184,9 @@ fn explain(reason: String) -> String {
         Some(i) => reason[..i].to_string(),
         None => reason,
     };
-    if reason.contains("panicked") {
+    if reason.contains("not yet implemented") {
+        format!("{reason}; that is a todo!() still to fill in: see the TODO comment above it")
+    } else if reason.contains("panicked") {
         format!("{reason}; a todo!() left in the template panics too: fill in every TODO snippet")
     } else if reason.contains("time budget") {
         format!("{reason}; look for a loop that never ends")

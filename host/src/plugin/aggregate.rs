@@ -107,7 +107,7 @@ impl AggregatePlugin {
             "aggregate plugin {} failed in `{what}`: {}; its accumulators are lost, so the run \
              stops without acknowledging unwritten input",
             self.source.name,
-            describe_failure(&err, self.limits)
+            super::runtime::describe_failure_in(&err, self.limits, self.store.data())
         )
     }
 

@@ -5,6 +5,7 @@
 //! - [`runtime`]: the `Engine`, the WASI linker (nothing granted), the epoch
 //!   ticker behind per-call time budgets, and per-store memory limits;
 //! - [`contract`]: which world a component implements, or why it implements none;
+//! - [`stderr`]: the tail of a guest's stderr, for its panic messages;
 //! - [`transform`] / [`aggregate`]: typed callers with trap handling;
 //! - [`reload`]: hot reload: loading and checking new versions off the event path;
 //! - [`handover`]: swapping the aggregate and what becomes of open windows;
@@ -17,6 +18,7 @@ pub mod contract;
 pub mod handover;
 pub mod reload;
 pub mod runtime;
+pub mod stderr;
 pub mod transform;
 
 use anyhow::{Context, Result};

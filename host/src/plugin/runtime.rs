@@ -1,6 +1,7 @@
 //! The plugin runtime: one wasmtime [`Engine`] with epoch interruption, a
 //! component [`Linker`] with WASI preview 2 linked but nothing granted (no
-//! files, network, environment or arguments; stdout and stderr discarded),
+//! files, network, environment or arguments; stdout discarded, the tail of
+//! stderr kept for panic messages),
 //! and the per-store limits that make up the sandbox.
 //!
 //! Compiled components are cached twice: in memory by content hash (a second
@@ -68,6 +69,8 @@ pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    /// The tail of the guest's stderr (its panic messages).
+    pub stderr: super::stderr::StderrTail,
 }
 
 impl WasiView for PluginState {
@@ -230,10 +233,12 @@ impl PluginRuntime {
             .memory_size(self.limits.max_memory_bytes)
             .trap_on_grow_failure(true)
             .build();
+        let stderr = super::stderr::StderrTail::default();
         let state = PluginState {
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
             limits,
+            stderr,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -259,6 +264,15 @@ fn write_artifact(path: &std::path::Path, component: &Component) -> Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {}", tmp.display()))?;
     Ok(())
+}
+
+/// [`describe_failure`], with the guest's panic message when it left one.
+pub fn describe_failure_in(err: &wasmtime::Error, limits: Limits, state: &PluginState) -> String {
+    let reason = describe_failure(err, limits);
+    match state.stderr.panic_message() {
+        Some(message) if reason.contains("panicked") => format!("{reason}: {message}"),
+        _ => reason,
+    }
 }
 
 /// A readable reason for a failed plugin call: the trap kind in words.

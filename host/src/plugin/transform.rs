@@ -12,7 +12,7 @@ use super::bindings::transform::exports::runnel::plugin::transformer as contract
 use super::bindings::transform::runnel::plugin::types as wit;
 use super::bindings::transform::{Transform, TransformPre};
 use super::contract::{load, Kind, Report};
-use super::runtime::{describe_failure, PluginRuntime, PluginState};
+use super::runtime::{describe_failure, describe_failure_in, PluginRuntime, PluginState};
 use super::PluginSource;
 use crate::accumulate::EventBatch;
 use runnel_event::TimeFormat;
@@ -135,10 +135,11 @@ impl TransformPlugin {
             Err(e) => return (batch, Err(format!("{e:#}"))),
         };
         runtime.arm(store);
+        store.data().stderr.clear();
         let result = instance
             .runnel_plugin_transformer()
             .call_transform(&mut *store, &batch)
-            .map_err(|e| describe_failure(&e, limits));
+            .map_err(|e| describe_failure_in(&e, limits, store.data()));
         if result.is_err() {
             // A trapped instance cannot be used again.
             self.live = None;
