@@ -558,9 +558,8 @@ impl Pipeline {
             }
             self.counters.filtered += produced.iter().filter(|p| !**p).count() as u64;
         } else {
-            for i in 0..batch.events.len() {
+            for (i, &orig) in kept.iter().enumerate() {
                 let event = batch.events.get(i);
-                let orig = kept[i];
                 match self
                     .decoder
                     .decode(event)

@@ -83,7 +83,7 @@ fn publish(s: &Setup, lines: &[String]) {
 fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
     let s = setup("[transform]\nplugin = \"add-weekday\"\n");
     let good: Vec<String> = flood_it_lines().into_iter().take(3000).collect();
-    let bad = vec![
+    let bad = [
         "{\"event_name\": not json".to_string(),
         r#"{"event_date":"20180803","event_timestamp":1533279652346001,"event_name":"x"}"#.to_string(),
         format!(r#"{{"event_date":"20180803","event_timestamp":1533279652346001,"user_pseudo_id":"U","pad":"{}"}}"#, "x".repeat(5000)),
