@@ -72,6 +72,7 @@ pub fn render(s: &Snapshot) -> String {
     counter(&mut out, "runnel_quarantines_total", "Transform versions quarantined.", c.quarantines);
     counter(&mut out, "runnel_sink_rows_total", "Rows the sink accepted.", s.sink_rows);
     counter(&mut out, "runnel_sink_rejected_total", "Rows the sink refused (dead-lettered).", s.sink_rejected);
+    counter(&mut out, "runnel_sink_retries_total", "Sink write requests retried after throttling or server errors.", s.sink_retries);
     let _ = writeln!(out, "# HELP runnel_dead_letters_total Dead letters, by stage and kind of reason.\n# TYPE runnel_dead_letters_total counter");
     if s.dead_letters_by_reason.is_empty() {
         let _ = writeln!(out, "runnel_dead_letters_total 0");

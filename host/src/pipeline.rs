@@ -410,6 +410,7 @@ impl Pipeline {
             s.keys = stats.keys;
             s.sink_rows = self.sink_rows;
             s.sink_rejected = self.sink_rejected;
+            s.sink_retries = self.sink.retries();
             s.dead_letters_by_reason = by_reason;
             s.recent_dead_letters = self.dead.recent().clone();
             s.recent_windows = self.recent_windows.clone();

@@ -46,6 +46,7 @@ pub struct Snapshot {
     /// Rows the sink accepted, and refused.
     pub sink_rows: u64,
     pub sink_rejected: u64,
+    pub sink_retries: u64,
     /// (stage, kind of reason, count).
     pub dead_letters_by_reason: Vec<(String, String, u64)>,
     /// The latest dead letters, newest last.

@@ -47,6 +47,8 @@ pub struct BigQuerySink {
     window_columns: bool,
     /// Rows written so far.
     pub written: u64,
+    /// insertAll requests retried after a 429 or 5xx.
+    retried: u64,
 }
 
 impl BigQuerySink {
@@ -86,6 +88,7 @@ impl BigQuerySink {
             schema,
             window_columns,
             written: 0,
+            retried: 0,
         })
     }
 
@@ -144,6 +147,10 @@ fn retryable(err: &str) -> bool {
 }
 
 impl Sink for BigQuerySink {
+    fn retries(&self) -> u64 {
+        self.retried
+    }
+
     fn write(&mut self, panes: &[Pane], provenance: &Provenance) -> Result<Vec<RejectedRow>> {
         let mut rejected = Vec::new();
         let mut batches: Vec<Vec<TableDataInsertAllRequestRows>> = vec![Vec::new()];
@@ -172,6 +179,7 @@ impl Sink for BigQuerySink {
         }
         for rows in batches.into_iter().filter(|b| !b.is_empty()) {
             let n = rows.len() as u64;
+            let mut retried = 0;
             let response = self.rt.block_on(async {
                 let mut delay = Duration::from_millis(100);
                 let mut tries = 0;
@@ -192,12 +200,15 @@ impl Sink for BigQuerySink {
                                 );
                             }
                             tracing::warn!(tries, "BigQuery insertAll failed, retrying in {delay:?}: {text}");
+                            retried += 1;
                             tokio::time::sleep(delay).await;
                             delay = (delay * 2).min(Duration::from_secs(10));
                         }
                     }
                 }
-            })?;
+            });
+            self.retried += retried;
+            let response = response?;
             // Rows BigQuery itself refused.
             let mut refused = 0;
             if let Some(errors) = response.insert_errors {

@@ -50,6 +50,11 @@ pub trait Sink {
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Write requests retried so far (after throttling or server errors).
+    fn retries(&self) -> u64 {
+        0
+    }
 }
 
 /// Discards everything.

@@ -19,4 +19,8 @@ impl Sink for TeeSink {
     fn finish(&mut self) -> Result<()> {
         self.0.iter_mut().try_for_each(|s| s.finish())
     }
+
+    fn retries(&self) -> u64 {
+        self.0.iter().map(|s| s.retries()).sum()
+    }
 }
