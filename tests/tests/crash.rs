@@ -38,10 +38,6 @@ window = {{ type = "fixed", size_s = 60 }}
 mode = "bounded"
 max_out_of_orderness_s = 1800
 idle_timeout_s = 3600
-# The emulator can pause redelivery to a new subscriber for up to a minute
-# (real Pub/Sub redelivers after the ack deadline, which the default hold of
-# max(ack deadline, lease extension) + 5 s covers).
-startup_hold_s = 90
 [sink]
 type = "bigquery"
 dataset = "{dataset}"
