@@ -129,6 +129,9 @@ pub struct Pipeline {
     /// For sessions: a key and time of each source event, to find its session.
     hold_session: Vec<Option<(Box<str>, i64)>>,
     acks: AckTracker,
+    /// When this run started (µs): messages published before it are
+    /// redeliveries or a backlog, and extend the watermark's start-up hold.
+    run_started_us: i64,
 }
 
 /// Parts a caller supplies instead of the configured ones (the demo's
@@ -279,6 +282,7 @@ impl Pipeline {
             hold_until: Vec::new(),
             hold_session: Vec::new(),
             acks: AckTracker::default(),
+            run_started_us: now_us(),
         })
     }
 
@@ -435,6 +439,7 @@ impl Pipeline {
     /// Runs until a bounded source ends; then closes every window.
     pub fn run(&mut self) -> Result<Counters> {
         let started = Instant::now();
+        self.run_started_us = now_us();
         loop {
             let reading = Instant::now();
             let Some(mut batch) = self.source.next_batch(self.batch_size)? else { break };
@@ -550,7 +555,7 @@ impl Pipeline {
                     Ok((key, ts)) => {
                         admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
                               &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, payload, orig, batch,
-                              &mut self.hold_until, &mut self.hold_session)?;
+                              &mut self.hold_until, &mut self.hold_session, self.run_started_us)?;
                     }
                     Err(reason) => {
                         self.dead.write(Stage::Decode, &reason, batch.provenance(orig as usize), Some(&plugin), payload)?;
@@ -569,7 +574,7 @@ impl Pipeline {
                     Ok((key, ts)) => {
                         admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
                               &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, event, orig, batch,
-                              &mut self.hold_until, &mut self.hold_session)?;
+                              &mut self.hold_until, &mut self.hold_session, self.run_started_us)?;
                     }
                     Err(reason) => {
                         self.dead.write(Stage::Decode, &reason, batch.provenance(orig as usize), None, event)?;
@@ -708,6 +713,7 @@ fn admit(
     batch: &SourceBatch,
     hold_until: &mut [i64],
     hold_session: &mut [Option<(Box<str>, i64)>],
+    run_started: i64,
 ) -> Result<()> {
     let element = element_sources.len() as u32;
     element_sources.push(source);
@@ -716,6 +722,9 @@ fn admit(
     }
     counters.elements += 1;
     watermark.observe(ts, now);
+    if !batch.ack_tokens.is_empty() && batch.publish_times.get(source as usize).is_some_and(|&p| p < run_started) {
+        watermark.observe_earlier(now);
+    }
     match engine.process(key, ts, element) {
         Admission::Accepted => {
             let s = source as usize;

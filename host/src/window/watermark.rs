@@ -103,6 +103,17 @@ impl WatermarkEstimator {
         self.hold_until.get_or_insert(now.saturating_add(self.hold));
     }
 
+    /// Records an element published before this run started (messages an
+    /// earlier run held and did not acknowledge, or a backlog): the start-up
+    /// hold lasts until `hold` after the last such element, so messages that
+    /// come back late after a crash do not find their windows closed.
+    pub fn observe_earlier(&mut self, now: i64) {
+        if self.hold > 0 {
+            let until = now.saturating_add(self.hold);
+            self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
+        }
+    }
+
     /// The watermark at processing time `now`.
     pub fn current(&self, now: i64) -> i64 {
         let Some(bound) = self.bound else {
@@ -125,6 +136,21 @@ impl WatermarkEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_from_before_the_start_extend_the_hold() {
+        let spec = WatermarkSpec::Bounded {
+            max_out_of_orderness_s: 0.0,
+            idle_timeout_s: None,
+            startup_hold_s: Some(10.0),
+        };
+        let mut w = WatermarkEstimator::new(&spec).unwrap();
+        w.observe(500_000_000, 0);
+        assert_eq!(w.current(9_000_000), i64::MIN, "held");
+        w.observe_earlier(8_000_000);
+        assert_eq!(w.current(17_000_000), i64::MIN, "held 10 s past the last earlier message");
+        assert_eq!(w.current(18_000_000), 500_000_000);
+    }
 
     #[test]
     fn bounded_estimate_trails_the_largest_event_time() {
