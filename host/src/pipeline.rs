@@ -110,8 +110,6 @@ pub struct Pipeline {
     latency: crate::metrics::StageLatencies,
     sink_rows: u64,
     sink_rejected: u64,
-    /// Closed windows' top keys, newest last.
-    recent_windows: std::collections::VecDeque<crate::status::WindowTop>,
     engine: WindowEngine,
     watermark: WatermarkEstimator,
     aggregate: Aggregates,
@@ -140,11 +138,6 @@ pub struct Pipeline {
 pub struct Overrides {
     pub source: Option<Box<dyn Source>>,
     pub sink: Option<Box<dyn Sink>>,
-}
-
-/// Plugin version label: `name@hash`.
-fn label(source: &PluginSource) -> String {
-    format!("{}@{}", source.name, source.hash)
 }
 
 impl Pipeline {
@@ -211,8 +204,8 @@ impl Pipeline {
         let aggregate = crate::plugin::aggregate::AggregatePlugin::load(&runtime, agg_source, &cfg.aggregate.config.to_config_string())
             .context("[aggregate] plugin refused")?;
         let provenance = Provenance {
-            transform: transform.as_ref().map(|t| label(&t.source)),
-            aggregate: label(&aggregate.source),
+            transform: transform.as_ref().map(|t| t.source.label()),
+            aggregate: aggregate.source.label(),
         };
         let columns = Columns {
             key: cfg.sink.key_column.clone(),
@@ -267,7 +260,6 @@ impl Pipeline {
             latency: Default::default(),
             sink_rows: 0,
             sink_rejected: 0,
-            recent_windows: Default::default(),
             engine: WindowEngine::new(engine_cfg),
             watermark,
             aggregate: Aggregates::new(aggregate),
@@ -316,7 +308,7 @@ impl Pipeline {
                     loaded.outcome("unchanged", "this version is already running".into())
                 }
                 Ok(NewPlugin::Transform(p)) => {
-                    self.provenance.transform = Some(label(&p.source));
+                    self.provenance.transform = Some(p.source.label());
                     if let Some(older) = std::mem::replace(&mut self.previous_transform, self.transform.replace(*p)) {
                         self.reloader.retire(older);
                     }
@@ -325,7 +317,7 @@ impl Pipeline {
                     loaded.outcome("swapped", "the next batch runs on it".into())
                 }
                 Ok(NewPlugin::Aggregate(p)) => {
-                    let name = label(&p.source);
+                    let name = p.source.label();
                     let live = self.engine.live_slots();
                     let (verdict, unused) = self.aggregate.swap(*p, &live, self.engine.is_merging())?;
                     if let Some(unused) = unused {
@@ -346,11 +338,15 @@ impl Pipeline {
             };
             if outcome.outcome == "swapped" {
                 self.counters.reload_stalls.push(started.elapsed());
-                tracing::warn!(kind = outcome.kind, plugin = %outcome.plugin, "{}", outcome.message);
-            } else {
-                tracing::warn!(kind = outcome.kind, plugin = %outcome.plugin, outcome = outcome.outcome, "{}", outcome.message);
             }
-            eprintln!("{} {} {}: {}", outcome.kind, outcome.plugin, outcome.outcome, outcome.message);
+            // Once on the terminal: a refusal is a warning in the log; a swap
+            // is a plain line (and an info record for structured logs).
+            if outcome.outcome == "refused" {
+                tracing::warn!(kind = outcome.kind, plugin = %outcome.plugin, "refused: {}", outcome.message);
+            } else {
+                tracing::info!(kind = outcome.kind, plugin = %outcome.plugin, outcome = outcome.outcome, "{}", outcome.message);
+                eprintln!("{} {} {}: {}", outcome.kind, outcome.plugin, outcome.outcome, outcome.message);
+            }
             self.status.record(outcome.clone());
             self.publish_status();
             loaded.answer(&outcome);
@@ -379,7 +375,7 @@ impl Pipeline {
             return;
         };
         let bad = self.provenance.transform.clone().unwrap_or_default();
-        self.provenance.transform = Some(label(&previous.source));
+        self.provenance.transform = Some(previous.source.label());
         if let Some(bad) = self.transform.replace(previous) {
             self.reloader.retire(bad);
         }
@@ -395,14 +391,13 @@ impl Pipeline {
             ),
             load_ms: 0.0,
         };
-        eprintln!("transform {} quarantined: {}", outcome.plugin, outcome.message);
-        tracing::error!(plugin = %outcome.plugin, "{}", outcome.message);
+        tracing::error!(plugin = %outcome.plugin, "transform quarantined: {}", outcome.message);
         self.status.record(outcome);
     }
 
     /// Publishes the counters and versions to the live status.
     fn publish_status(&self) {
-        let retiring = self.aggregate.retiring().map(|(p, left)| (label(&p.source), left));
+        let retiring = self.aggregate.retiring().map(|(p, left)| (p.source.label(), left));
         let stats = self.engine.stats();
         let watermark = self.engine.watermark();
         let by_reason: Vec<(String, String, u64)> =
@@ -417,7 +412,6 @@ impl Pipeline {
             s.sink_retries = self.sink.retries();
             s.dead_letters_by_reason = by_reason;
             s.recent_dead_letters = self.dead.recent().clone();
-            s.recent_windows = self.recent_windows.clone();
             s.latency = self.latency.clone();
             s.counters = (&self.counters).into();
             s.counters.counts.dead_letters = self.dead.total();
@@ -487,7 +481,7 @@ impl Pipeline {
 
     fn process_batch(&mut self, batch: &mut SourceBatch, now: i64) -> Result<()> {
         let windowing = Instant::now();
-        let transform_before = self.latency.transform.sum_seconds;
+        let mut transform_took = Duration::ZERO;
         let n = batch.events.len();
         self.counters.events_in += n as u64;
         self.agg_events.clear();
@@ -520,11 +514,12 @@ impl Pipeline {
         if let Some(transform) = &mut self.transform {
             let called = Instant::now();
             let out = transform.transform(&self.runtime, &mut batch.events);
-            self.counters.transform_time += called.elapsed();
-            self.latency.transform.observe(called.elapsed());
+            transform_took = called.elapsed();
+            self.counters.transform_time += transform_took;
+            self.latency.transform.observe(transform_took);
             self.counters.transform_restarts += out.restarts as u64;
             transform_failed = out.restarts > 0;
-            let plugin = label(&transform.source);
+            let plugin = transform.source.label();
             let mut produced = vec![false; batch.events.len()];
             for r in &out.rejected {
                 produced[r.source as usize] = true;
@@ -591,8 +586,7 @@ impl Pipeline {
         let rejected = self.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?;
         self.counters.aggregate_time += called.elapsed();
         self.latency.aggregate.observe(called.elapsed());
-        let transform_took = self.latency.transform.sum_seconds - transform_before;
-        self.latency.window.observe(windowing.elapsed().saturating_sub(called.elapsed()).saturating_sub(Duration::from_secs_f64(transform_took.max(0.0))));
+        self.latency.window.observe(windowing.elapsed().saturating_sub(called.elapsed()).saturating_sub(transform_took));
         for r in rejected {
             let element = r.event as usize;
             let payload = if needs_payload { self.agg_events.get(element).to_vec() } else { Vec::new() };
@@ -639,9 +633,10 @@ impl Pipeline {
             let top = list
                 .iter()
                 .take(TOP_KEYS)
-                .map(|p| (p.key.clone(), p.value.as_ref().map(|v| serde_json::from_str(&v.to_json()).unwrap_or_default()).unwrap_or_default()))
+                .map(|p| (p.key.clone(), p.value.as_ref().map(|v| v.to_json_value()).unwrap_or_default()))
                 .collect();
-            push_recent(&mut self.recent_windows, WindowTop { start: time(start), end: time(end), keys: list.len(), top });
+            let closed = WindowTop { start: time(start), end: time(end), keys: list.len(), top };
+            self.status.update(|s| push_recent(&mut s.recent_windows, closed));
         }
     }
 

@@ -208,7 +208,7 @@ impl PaneRecord {
             value: p
                 .value
                 .as_ref()
-                .map(|v| serde_json::from_str(&v.to_json()).unwrap_or(serde_json::Value::Null))
+                .map(|v| v.to_json_value())
                 .unwrap_or(serde_json::Value::Null),
         }
     }

@@ -139,10 +139,10 @@ impl Room {
     pub fn run(&mut self, source: &mut dyn Source, limit: Option<u64>, every: Option<Duration>) -> Result<RoomReport> {
         let started = Instant::now();
         let mut printed = Instant::now();
-        while let Some(batch) = source.next_batch(256)? {
+        while let Some(mut batch) = source.next_batch(256)? {
             self.events += batch.events.len() as u64;
             match self.exercise.kind {
-                Kind::Transform => self.transform_batch(&batch.events),
+                Kind::Transform => self.transform_batch(&mut batch.events),
                 Kind::Aggregate => self.aggregate_batch(&batch.events)?,
             }
             if every.is_some_and(|e| printed.elapsed() >= e) {
@@ -194,11 +194,14 @@ impl Room {
         }
     }
 
-    fn transform_batch(&mut self, events: &EventBatch) {
+    fn transform_batch(&mut self, events: &mut EventBatch) {
         let Plugin::Transform(reference) = &mut self.reference else { unreachable!("kind checked") };
         let expected = match reference.transform_whole(&self.runtime, events) {
             Ok(out) => by_input(&out, events),
-            Err(_) => by_input(&reference.transform(&self.runtime, &mut events.clone()), events),
+            Err(_) => {
+                let out = reference.transform(&self.runtime, events);
+                by_input(&out, events)
+            }
         };
         for slot in &mut self.slots {
             let Some(Plugin::Transform(plugin)) = &mut slot.plugin else { continue };
@@ -325,7 +328,7 @@ fn compare_panes(stats: &mut SlotStats, actual: &[Pane], expected: &[Pane]) {
         stats.compared += 1;
         let equal = match (&a.value, &e.value) {
             (Some(x), Some(y)) => {
-                crate::grade::same(&serde_json::from_str(&x.to_json()).unwrap_or_default(), &serde_json::from_str(&y.to_json()).unwrap_or_default())
+                crate::grade::same(&x.to_json_value(), &y.to_json_value())
             }
             (x, y) => x == y,
         };

@@ -29,7 +29,7 @@ use crate::plugin::contract::Kind;
 use crate::plugin::runtime::{Limits, PluginRuntime};
 use crate::plugin::transform::TransformPlugin;
 use crate::plugin::PluginSource;
-use crate::window::{EngineConfig, Trigger, TriggerSpec, Value, WindowEngine, WindowFn};
+use crate::window::{EngineConfig, Trigger, TriggerSpec, WindowEngine, WindowFn};
 pub use exercise::{Case, Exercise};
 
 /// Sandbox limits while grading: tight, so a looping guest costs little.
@@ -99,7 +99,7 @@ pub enum Which {
 
 /// Grades one plugin on an exercise.
 pub fn grade(runtime: &PluginRuntime, exercise: &Exercise, source: &PluginSource, which: Which) -> Scorecard {
-    let plugin = format!("{}@{}", source.name, source.hash);
+    let plugin = source.label();
     let cases: Vec<&Case> = exercise.cases(which).collect();
     // A plugin that is not a component of the right world fails every case
     // for the same reason; say it once per case without retrying.
@@ -221,8 +221,8 @@ fn grade_transform(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
         Ok(p) => p,
         Err(e) => return failed(case, format!("{e:#}")),
     };
-    let batch = batch_of(case);
-    let out = match plugin.transform_whole(runtime, &batch) {
+    let mut batch = batch_of(case);
+    let out = match plugin.transform_whole(runtime, &mut batch) {
         Ok(out) => out,
         Err(reason) => return failed(case, reason),
     };
@@ -356,13 +356,7 @@ fn grade_aggregate(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
                 "key": p.key,
                 "window_start": chrono::DateTime::from_timestamp_micros(p.window.start)
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                "value": match &p.value {
-                    Some(Value::Int(v)) => Json::from(*v),
-                    Some(Value::Float(v)) => Json::from(*v),
-                    Some(Value::Text(t)) => Json::from(t.clone()),
-                    Some(Value::Json(t)) => serde_json::from_str(t).unwrap_or(Json::Null),
-                    None => Json::Null,
-                },
+                "value": p.value.as_ref().map(|v| v.to_json_value()).unwrap_or(Json::Null),
             })
         })
         .collect();

@@ -120,7 +120,7 @@ impl Aggregates {
             self.current.state_format(),
             live.len()
         );
-        let label = format!("{}@{}", old.source.name, old.source.hash).into();
+        let label = old.source.label().into();
         self.retiring = Some(Retiring { plugin: old, label, owns, left: live.len() });
         Ok((Ok(message), None))
     }

@@ -47,6 +47,11 @@ impl PluginSource {
         }
     }
 
+    /// The version label recorded in panes, dead letters and reloads: `name@hash`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.hash)
+    }
+
     /// Reads a `.wasm` file.
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| {

@@ -175,7 +175,7 @@ impl Reloader {
                         continue;
                     }
                     let started = Instant::now();
-                    let label = format!("{}@{}", req.source.name, req.source.hash);
+                    let label = req.source.label();
                     let plugin = match req.kind {
                         Kind::Transform => load_transform(&runtime, req.source, &transform_config, &fields)
                             .map(|p| NewPlugin::Transform(Box::new(p))),

@@ -174,12 +174,15 @@ impl TransformPlugin {
     /// One call on the whole batch, without isolating failures: a trap or
     /// an exhausted budget fails the batch with the reason (the grader
     /// uses this; the pipeline uses [`transform`](Self::transform)).
-    pub fn transform_whole(&mut self, runtime: &PluginRuntime, batch: &EventBatch) -> Result<TransformOutput, String> {
+    pub fn transform_whole(&mut self, runtime: &PluginRuntime, batch: &mut EventBatch) -> Result<TransformOutput, String> {
         let wit_batch = wit::EventBatch {
-            bytes: batch.bytes.clone(),
-            ends: batch.ends.clone(),
+            bytes: std::mem::take(&mut batch.bytes),
+            ends: std::mem::take(&mut batch.ends),
         };
-        let result = self.call(runtime, wit_batch).1?;
+        let (wit_batch, result) = self.call(runtime, wit_batch);
+        batch.bytes = wit_batch.bytes;
+        batch.ends = wit_batch.ends;
+        let result = result?;
         let mut out = TransformOutput::default();
         self.accept(result, 0, batch.len(), &mut out);
         Ok(out)

@@ -80,11 +80,7 @@ pub fn rfc3339(us: i64) -> Json {
 pub fn row(pane: &Pane, provenance: &Provenance, columns: &Columns) -> Map<String, Json> {
     let mut m = Map::new();
     m.insert(columns.key.clone(), Json::String(pane.key.clone()));
-    let value = pane
-        .value
-        .as_ref()
-        .and_then(|v| serde_json::from_str(&v.to_json()).ok())
-        .unwrap_or(Json::Null);
+    let value = pane.value.as_ref().map(|v| v.to_json_value()).unwrap_or(Json::Null);
     m.insert(columns.value.clone(), value);
     m.insert("window_start".into(), rfc3339(pane.window.start));
     m.insert("window_end".into(), rfc3339(pane.window.end));

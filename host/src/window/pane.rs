@@ -46,6 +46,11 @@ impl Value {
         }
     }
 
+    /// The value as a JSON value (`null` for text that is not JSON).
+    pub fn to_json_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.to_json()).unwrap_or(serde_json::Value::Null)
+    }
+
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Int(v) => Some(*v),
