@@ -683,9 +683,8 @@ fn event_time(how: &EventTime, field: Option<i64>, batch: &SourceBatch, i: usize
             } else {
                 text.clone()
             };
-            let raw = serde_json::value::RawValue::from_string(json)
-                .map_err(|_| format!("event time attribute {name} is {text:?}, not a time"))?;
-            runnel_event::parse_event_time(&raw, *format)
+            runnel_event::parse_event_time(runnel_event::Raw::from_json(&json), *format)
+                .map_err(|e| format!("event time attribute {name}: {e}"))
         }
     }
 }

@@ -47,7 +47,7 @@ pub fn read_rows(path: &Path) -> Vec<serde_json::Value> {
 /// RFC 3339 text (as sinks write window bounds) to µs.
 pub fn rfc3339_us(text: &str) -> i64 {
     runnel_event::parse_event_time(
-        &serde_json::value::RawValue::from_string(format!("\"{text}\"")).unwrap(),
+        runnel_event::Raw::from_json(&format!("\"{text}\"")),
         runnel_event::TimeFormat::Rfc3339,
     )
     .expect("an RFC 3339 time")

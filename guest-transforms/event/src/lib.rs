@@ -14,11 +14,10 @@
 //! The guest SDK uses it inside WebAssembly, the host's decode stage uses it
 //! natively, so both sides accept and refuse exactly the same events.
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
-use smallvec::SmallVec;
+mod scan;
+
+pub use scan::{FieldScanner, Raw, ScanError, Scanned};
 use std::borrow::Cow;
-use std::fmt;
 
 /// How an event-time field is written (mirrors the WIT `time-format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -84,7 +83,7 @@ impl Pointer {
     }
 
     /// Resolves the rest of the pointer below the top-level value.
-    pub fn descend<'a>(&self, top: &'a RawValue) -> Result<Option<&'a RawValue>, String> {
+    pub fn descend<'a>(&self, top: Raw<'a>) -> Result<Option<Raw<'a>>, String> {
         let mut current = top;
         for segment in &self.segments[1..] {
             let scanner = FieldScanner::new([segment.as_str()]);
@@ -101,142 +100,8 @@ impl Pointer {
     }
 }
 
-/// Why an event could not be scanned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScanError {
-    /// The bytes are not valid JSON (serde_json's message, with position).
-    NotJson(String),
-    /// Valid JSON, but not an object.
-    NotAnObject,
-}
-
-impl fmt::Display for ScanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ScanError::NotJson(e) => write!(f, "not valid JSON: {e}"),
-            ScanError::NotAnObject => write!(f, "not a JSON object"),
-        }
-    }
-}
-
-impl std::error::Error for ScanError {}
-
-/// Reads a fixed set of top-level fields from events in one pass each.
-#[derive(Clone, Debug, Default)]
-pub struct FieldScanner {
-    names: Vec<String>,
-}
-
-/// The values one scan found, in the order the scanner's names were given.
-#[derive(Clone)]
-pub struct Scanned<'a> {
-    values: SmallVec<[Option<&'a RawValue>; 8]>,
-}
-
-impl<'a> Scanned<'a> {
-    /// The raw value of the `index`-th name, if the event has it.
-    pub fn get(&self, index: usize) -> Option<&'a RawValue> {
-        self.values.get(index).copied().flatten()
-    }
-}
-
-impl FieldScanner {
-    /// A scanner for these top-level names (duplicates are kept once).
-    pub fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
-        let mut scanner = Self::default();
-        for name in names {
-            scanner.index_of(name);
-        }
-        scanner
-    }
-
-    /// The index of `name`, adding it if it is new.
-    pub fn index_of(&mut self, name: &str) -> usize {
-        match self.names.iter().position(|n| n == name) {
-            Some(i) => i,
-            None => {
-                self.names.push(name.to_string());
-                self.names.len() - 1
-            }
-        }
-    }
-
-    /// The index of `name` if the scanner reads it.
-    pub fn position(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| n == name)
-    }
-
-    /// Scans one event. The whole document is validated; only the wanted
-    /// values are kept, borrowed from `bytes`.
-    pub fn scan<'a>(&self, bytes: &'a [u8]) -> Result<Scanned<'a>, ScanError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let values = de::Deserializer::deserialize_any(
-            &mut de,
-            ObjectVisitor {
-                names: &self.names,
-            },
-        )
-        .map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ScanError::NotAnObject,
-            _ => ScanError::NotJson(e.to_string()),
-        })?;
-        de.end().map_err(|e| ScanError::NotJson(e.to_string()))?;
-        Ok(Scanned { values })
-    }
-}
-
-struct ObjectVisitor<'s> {
-    names: &'s [String],
-}
-
-impl<'de> Visitor<'de> for ObjectVisitor<'_> {
-    type Value = SmallVec<[Option<&'de RawValue>; 8]>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut values: Self::Value = SmallVec::from_elem(None, self.names.len());
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            match self.names.iter().position(|n| n.as_str() == key.as_ref()) {
-                Some(i) => values[i] = Some(map.next_value::<&'de RawValue>()?),
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(values)
-    }
-}
-
-/// Deserialises an object key, borrowing it when it has no escapes.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string key")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-}
-
 /// Reads a raw JSON string without copying when it has no escapes.
-pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn raw_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     let text = raw.get();
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
@@ -248,7 +113,7 @@ pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 
 /// The grouping key a field gives: a string's text, or a number's or
 /// boolean's literal. Null, objects and arrays are refused.
-pub fn key_text(raw: &RawValue) -> Result<Cow<'_, str>, String> {
+pub fn key_text(raw: Raw<'_>) -> Result<Cow<'_, str>, String> {
     let text = raw.get();
     match text.as_bytes().first() {
         Some(b'"') => raw_str(raw).ok_or_else(|| format!("key {text} is not a valid string")),
@@ -274,7 +139,7 @@ fn describe(text: &str) -> String {
 }
 
 /// Turns a time field into microseconds since the Unix epoch.
-pub fn parse_event_time(raw: &RawValue, format: TimeFormat) -> Result<i64, String> {
+pub fn parse_event_time(raw: Raw<'_>, format: TimeFormat) -> Result<i64, String> {
     let text = raw.get();
     // Integers are also accepted when quoted ("1533290402351000"), as some
     // exports write 64-bit numbers as strings.
@@ -400,7 +265,7 @@ fn resolve<'a>(
     pointer: &Pointer,
     index: usize,
     scanned: &Scanned<'a>,
-) -> Result<Option<&'a RawValue>, String> {
+) -> Result<Option<Raw<'a>>, String> {
     match scanned.get(index) {
         None => Ok(None),
         Some(top) => pointer.descend(top),
@@ -458,18 +323,18 @@ mod tests {
 
     #[test]
     fn time_formats() {
-        let raw = |s: &str| -> Box<RawValue> { RawValue::from_string(s.to_string()).unwrap() };
-        assert_eq!(parse_event_time(&raw("1500"), TimeFormat::Millis), Ok(1_500_000));
-        assert_eq!(parse_event_time(&raw("\"77\""), TimeFormat::Micros), Ok(77));
-        assert_eq!(parse_event_time(&raw("1.5"), TimeFormat::Seconds), Ok(1_500_000));
+        let raw = Raw::from_json;
+        assert_eq!(parse_event_time(raw("1500"), TimeFormat::Millis), Ok(1_500_000));
+        assert_eq!(parse_event_time(raw("\"77\""), TimeFormat::Micros), Ok(77));
+        assert_eq!(parse_event_time(raw("1.5"), TimeFormat::Seconds), Ok(1_500_000));
         assert_eq!(
-            parse_event_time(&raw("\"2018-08-03T07:00:52.346001Z\""), TimeFormat::Rfc3339),
+            parse_event_time(raw("\"2018-08-03T07:00:52.346001Z\""), TimeFormat::Rfc3339),
             Ok(1_533_279_652_346_001)
         );
-        assert!(parse_event_time(&raw("\"x\""), TimeFormat::Micros)
+        assert!(parse_event_time(raw("\"x\""), TimeFormat::Micros)
             .unwrap_err()
             .contains("not an integer"));
-        assert!(parse_event_time(&raw("1.5"), TimeFormat::Micros).is_err());
+        assert!(parse_event_time(raw("1.5"), TimeFormat::Micros).is_err());
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! [`Event`]: one event as a plugin sees it — its bytes plus the fields the
 //! SDK read from it in a single scan.
 
-use runnel_event::{raw_str, FieldScanner, Scanned};
-use serde_json::value::RawValue;
+use runnel_event::{raw_str, FieldScanner, Raw, Scanned};
 use std::borrow::Cow;
 
 /// One input event.
@@ -26,12 +25,13 @@ impl<'a> Event<'a> {
         self.bytes
     }
 
-    /// The raw JSON of a top-level field named in `fields()`.
+    /// The JSON text of a top-level field named in `fields()` (`None` if
+    /// absent or null); parse it with `raw.get().parse()` or serde_json.
     ///
     /// # Panics
     /// If `name` is not listed in the plugin's `fields()`: that is a bug in the
     /// plugin, and the panic message says which name to add.
-    pub fn raw(&self, name: &str) -> Option<&'a RawValue> {
+    pub fn raw(&self, name: &str) -> Option<Raw<'a>> {
         let index = self.scanner.position(name).unwrap_or_else(|| {
             panic!("field {name:?} is read but not listed in fields(); add it there")
         });

@@ -46,7 +46,7 @@
 //!   `CombineFn`: the SDK stores accumulators by the host's slot numbers and
 //!   encodes them only when the host checkpoints or hot-reloads.
 
-pub use runnel_event::{append_field, parse_event_time, raw_str, TimeFormat};
+pub use runnel_event::{append_field, parse_event_time, raw_str, Raw, TimeFormat};
 pub use serde_json::value::RawValue;
 
 mod aggregate;

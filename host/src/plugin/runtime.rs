@@ -106,6 +106,11 @@ impl PluginRuntime {
     pub fn with_cache(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // `RUNNEL_PROFILE=perfmap` names plugin code for `perf` (see
+        // BENCHMARKS.md, "Profiling").
+        if std::env::var("RUNNEL_PROFILE").is_ok_and(|p| p == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the WebAssembly engine")?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
