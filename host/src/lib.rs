@@ -36,6 +36,7 @@
 //! - [`cmd`]: the command-line commands (`main.rs` only parses arguments).
 
 pub mod accumulate;
+pub mod bench;
 pub mod admin;
 pub mod ack;
 pub mod cloud;

@@ -222,6 +222,39 @@ enum Command {
         /// A .wasm component, or a bundled plugin's name.
         plugin: PathBuf,
     },
+    /// Measure runnel: end to end against native plugins, plugin call cost, peers.
+    ///
+    /// Runs the workshop pipeline (file → add-weekday → fixed 60 s windows
+    /// per user → count-events → null sink) on the bundled events looped to
+    /// 2,000,000, with the WASM plugins and with native twins of them, in
+    /// interleaved rounds on this thread; then the plugin call cost by batch
+    /// size; with --peers, Apache Beam (streaming, batch) and Flink SQL on
+    /// the same file, checking they produce the same windows. Writes a
+    /// markdown report and an SVG plot and prints one line per case.
+    /// scripts/bench.sh installs the peers and runs the other benchmarks too.
+    Bench {
+        /// Small sizes, one round, targets not judged (what CI runs).
+        #[arg(long)]
+        smoke: bool,
+        /// Events for the end-to-end runs [default: 2000000, smoke 20000].
+        #[arg(long)]
+        events: Option<usize>,
+        /// Rounds of the WASM/native pair [default: 3, smoke 1].
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// Also run the peers (virtualenvs under target/, see scripts/bench.sh).
+        #[arg(long)]
+        peers: bool,
+        /// The repository root (scripts/peers, target/).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The markdown report.
+        #[arg(long, default_value = "target/bench/runnel-bench.md")]
+        out: PathBuf,
+        /// The SVG plot (linked from the report by file name).
+        #[arg(long, default_value = "target/bench/throughput.svg")]
+        plot: PathBuf,
+    },
     /// Replay a scripted stream (Beam TestStream-style) and print every pane as NDJSON.
     ///
     /// The scenario format is docs/replay-format.md. With --golden, the panes
@@ -314,6 +347,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check { plugin } => {
             let report = cmd::check::run(&plugin)?;
             println!("{}: OK, a runnel plugin\n{report}", plugin.display());
+        }
+        Command::Bench { smoke, events, rounds, peers, repo, out, plot } => {
+            cmd::bench::run(&cmd::bench::Args { smoke, events, rounds, peers, repo, out, plot })?;
         }
         Command::Replay { scenario, aggregate, golden } => {
             cmd::replay::run(&scenario, &aggregate, golden.as_deref(), &mut std::io::stdout().lock())?;

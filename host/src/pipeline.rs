@@ -29,7 +29,7 @@ use crate::plugin::contract::Kind;
 use crate::plugin::handover::Aggregates;
 use crate::plugin::reload::{NewPlugin, ReloadHandle, Reloader};
 use crate::plugin::runtime::PluginRuntime;
-use crate::plugin::transform::TransformPlugin;
+use crate::plugin::transform::{TransformOutput, TransformPlugin};
 use crate::plugin::PluginSource;
 use crate::status::LiveStatus;
 use crate::cloud::Cloud;
@@ -130,6 +130,7 @@ pub struct Pipeline {
     /// When this run started (µs): messages published before it are
     /// redeliveries or a backlog, and extend the watermark's start-up hold.
     run_started_us: i64,
+    native: Option<NativePlugins>,
 }
 
 /// Parts a caller supplies instead of the configured ones (the demo's
@@ -138,6 +139,16 @@ pub struct Pipeline {
 pub struct Overrides {
     pub source: Option<Box<dyn Source>>,
     pub sink: Option<Box<dyn Sink>>,
+    /// Plugins written in plain Rust, run in place of the configured WASM
+    /// ones (the benchmark's native baseline: the limit of the design).
+    pub native: Option<NativePlugins>,
+}
+
+/// A transform and an aggregate compiled into the host.
+pub struct NativePlugins {
+    /// Called like a transform plugin, with the same batches.
+    pub transform: Box<dyn FnMut(&EventBatch) -> TransformOutput>,
+    pub aggregate: Box<dyn crate::accumulate::Accumulators>,
 }
 
 impl Pipeline {
@@ -275,6 +286,7 @@ impl Pipeline {
             hold_session: Vec::new(),
             acks: AckTracker::default(),
             run_started_us: now_us(),
+            native: overrides.native,
         })
     }
 
@@ -509,17 +521,27 @@ impl Pipeline {
             }
             batch.events = smaller;
         }
-        let needs_payload = self.aggregate.needs_payload();
+        let needs_payload = match &self.native {
+            Some(native) => native.aggregate.needs_payload(),
+            None => self.aggregate.needs_payload(),
+        };
         let mut transform_failed = false;
-        if let Some(transform) = &mut self.transform {
-            let called = Instant::now();
-            let out = transform.transform(&self.runtime, &mut batch.events);
+        let called = Instant::now();
+        let transformed = match (&mut self.native, &mut self.transform) {
+            (Some(native), _) => Some((native.transform)(&batch.events)),
+            (None, Some(transform)) => Some(transform.transform(&self.runtime, &mut batch.events)),
+            (None, None) => None,
+        };
+        if let Some(out) = transformed {
             transform_took = called.elapsed();
             self.counters.transform_time += transform_took;
             self.latency.transform.observe(transform_took);
             self.counters.transform_restarts += out.restarts as u64;
             transform_failed = out.restarts > 0;
-            let plugin = transform.source.label();
+            let plugin = match (&self.native, &self.transform) {
+                (None, Some(t)) => t.source.label(),
+                _ => "native".to_string(),
+            };
             let mut produced = vec![false; batch.events.len()];
             for r in &out.rejected {
                 produced[r.source as usize] = true;
@@ -583,7 +605,10 @@ impl Pipeline {
         // The aggregate's refusals name element numbers; map them back.
         let (ops, mut panes) = self.engine.drain();
         let called = Instant::now();
-        let rejected = self.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?;
+        let rejected = match &mut self.native {
+            Some(native) => native.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?,
+            None => self.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?,
+        };
         self.counters.aggregate_time += called.elapsed();
         self.latency.aggregate.observe(called.elapsed());
         self.latency.window.observe(windowing.elapsed().saturating_sub(called.elapsed()).saturating_sub(transform_took));
@@ -605,7 +630,10 @@ impl Pipeline {
         // Only extracts and releases are pending here: no payloads needed.
         let mut none = EventBatch::default();
         let called = Instant::now();
-        self.aggregate.apply(&ops, &mut none, &mut panes)?;
+        match &mut self.native {
+            Some(native) => native.aggregate.apply(&ops, &mut none, &mut panes)?,
+            None => self.aggregate.apply(&ops, &mut none, &mut panes)?,
+        };
         self.counters.aggregate_time += called.elapsed();
         self.write_panes(panes)
     }

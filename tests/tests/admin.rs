@@ -48,7 +48,7 @@ fn the_admin_server_guards_changes_and_swaps_uploaded_plugins() {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), sink: None }).unwrap();
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), ..Default::default() }).unwrap();
     let server = runnel::cmd::run::start_admin(&cfg, None, &pipeline).unwrap().expect("[admin] is configured");
     let addr = server.addr().to_string();
     assert!(addr.starts_with("127.0.0.1:"), "loopback by default: {addr}");

@@ -180,7 +180,7 @@ fn runnel_try_builds_grades_and_hot_swaps_a_participants_crate() {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), sink: None }).unwrap();
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), ..Default::default() }).unwrap();
     *handle.lock().unwrap() = Some(pipeline.reload_handle());
     let server = runnel::cmd::run::start_admin(&cfg, None, &pipeline).unwrap().unwrap();
     let addr = server.addr().to_string();

@@ -164,7 +164,7 @@ fn event_time_can_come_from_a_message_attribute() {
     let cfg = PipelineConfig::parse(&text).unwrap();
     let overrides = runnel::pipeline::Overrides {
         source: Some(Box::new(AttributeSource { batch: Some(batch) })),
-        sink: None,
+        ..Default::default()
     };
     runnel::pipeline::Pipeline::with_overrides(&cfg, overrides).unwrap().run().unwrap();
     let rows = read_rows(&dir.path().join("panes.ndjson"));

@@ -76,7 +76,7 @@ fn plugins_reload_mid_stream_without_losing_or_duplicating_an_event() {
             assert!(verdict.try_recv().is_err(), "the swap happens between batches, not while the source is read");
         }
     });
-    let overrides = Overrides { source: Some(Box::new(source)), sink: None };
+    let overrides = Overrides { source: Some(Box::new(source)), ..Default::default() };
     let mut pipeline = Pipeline::with_overrides(&cfg, overrides).unwrap();
     *handle.lock().unwrap() = Some(pipeline.reload_handle());
     let status = pipeline.status();
@@ -140,7 +140,7 @@ fn a_transform_that_keeps_failing_is_quarantined_and_the_previous_version_restor
             assert!(h.wait_loaded(Duration::from_secs(120)));
         }
     });
-    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), sink: None }).unwrap();
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), ..Default::default() }).unwrap();
     *handle.lock().unwrap() = Some(pipeline.reload_handle());
     let status = pipeline.status();
     let counters = pipeline.run().unwrap();
@@ -200,7 +200,7 @@ fn a_changed_plugin_file_is_picked_up_even_when_written_slowly() {
             }
         }
     });
-    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), sink: None }).unwrap();
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), ..Default::default() }).unwrap();
     let status = pipeline.status();
     *live.lock().unwrap() = Some(pipeline.reload_handle());
     let counters = pipeline.run().unwrap();

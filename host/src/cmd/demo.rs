@@ -60,6 +60,7 @@ pub fn run(opts: &DemoOptions) -> Result<Counters> {
     let overrides = Overrides {
         source: Some(source),
         sink: Some(Box::new(TeeSink(sinks))),
+        ..Default::default()
     };
     let mut pipeline = Pipeline::with_overrides(&cfg, overrides)?;
     let admin = super::run::start_admin(&cfg, opts.admin.as_deref(), &pipeline)?;

@@ -42,7 +42,7 @@ pub fn replay(config: &Path) -> Result<ReplaySummary> {
     cfg.watermark = Some(WatermarkSpec::EndOfInput);
     let overrides = Overrides {
         source: Some(Box::new(MemorySource::new(events))),
-        sink: None,
+        ..Default::default()
     };
     let mut pipeline = Pipeline::with_overrides(&cfg, overrides)?;
     let counters = pipeline.run()?;

@@ -1,5 +1,6 @@
 //! The command-line commands; `main.rs` only parses arguments.
 
+pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod dlq;

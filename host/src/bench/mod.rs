@@ -1,0 +1,198 @@
+//! `runnel bench`: runnel against its own limit and against its peers, side
+//! by side in one run (the machines are shared and noisy: ratios taken in
+//! the same run are what is compared, absolute numbers drift).
+//!
+//! - [`input`]: the bundled events looped to millions, shifted in time;
+//! - end to end: file → add-weekday (WASM) → fixed 60 s windows per user →
+//!   count-events (WASM) → null sink, on this thread, against
+//!   [`native`] twins of both plugins in the same pipeline;
+//! - [`calls`]: plugin call cost by batch size;
+//! - [`peers`]: Beam and Flink on the same file, with their windows checked;
+//! - [`report`]: the markdown tables, one-line summaries and an SVG plot.
+//!
+//! Hot reload, window state and Pub/Sub have their own `cargo bench`
+//! targets (host/benches); `scripts/bench.sh` runs everything and writes
+//! BENCHMARKS.md.
+
+pub mod calls;
+pub mod input;
+pub mod native;
+pub mod peers;
+pub mod report;
+
+use anyhow::{ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::config::PipelineConfig;
+use crate::pipeline::{Counters, Overrides, Pipeline};
+use crate::sink::{Provenance, RejectedRow, Sink};
+use crate::window::{Pane, Value};
+
+/// What to run, and how big.
+pub struct BenchOptions {
+    /// Small sizes, one round, targets not judged (for CI).
+    pub smoke: bool,
+    /// Events for the end-to-end runs (default: 2,000,000; smoke 20,000).
+    pub events: Option<usize>,
+    /// Rounds of the end-to-end pair (WASM, native), interleaved.
+    pub rounds: Option<usize>,
+    /// Also run Beam and Flink (their virtualenvs must exist).
+    pub peers: bool,
+    /// The repository (for scripts/peers and the virtualenvs).
+    pub repo: PathBuf,
+    /// Where inputs and scratch files go.
+    pub work: PathBuf,
+}
+
+/// Everything one run measured.
+#[derive(Debug, serde::Serialize)]
+pub struct Results {
+    pub smoke: bool,
+    pub events: usize,
+    /// events/s of each round.
+    pub wasm: Vec<f64>,
+    pub native: Vec<f64>,
+    pub calls: Vec<calls::CallCost>,
+    /// runnel (WASM) on the peers' input, and each peer there.
+    pub runnel_on_peer_input: Option<f64>,
+    pub peers: Vec<peers::PeerRun>,
+    pub peer_errors: Vec<String>,
+}
+
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+impl Results {
+    pub fn wasm_rate(&self) -> f64 {
+        median(&self.wasm)
+    }
+    pub fn native_rate(&self) -> f64 {
+        median(&self.native)
+    }
+}
+
+/// Collects `user,start_us,count` rows, to compare windows with the peers.
+struct Rows(Arc<Mutex<Vec<String>>>);
+
+impl Sink for Rows {
+    fn write(&mut self, panes: &[Pane], _: &Provenance) -> Result<Vec<RejectedRow>> {
+        let mut rows = self.0.lock().expect("not poisoned");
+        for p in panes {
+            let count = match &p.value {
+                Some(Value::Int(n)) => n.to_string(),
+                other => format!("{other:?}"),
+            };
+            rows.push(format!("{},{},{count}", p.key, p.window.start));
+        }
+        Ok(Vec::new())
+    }
+}
+
+fn config(input: &Path, work: &Path) -> Result<PipelineConfig> {
+    let text = format!(
+        "[source]\ntype = \"file\"\npath = {input:?}\n\
+         [event]\nkey = \"/user_pseudo_id\"\ntime = \"/event_timestamp\"\ntime_format = \"us\"\n\
+         [transform]\nplugin = \"add-weekday\"\n\
+         [windowing]\nwindow = {{ type = \"fixed\", size_s = 60 }}\n\
+         [aggregate]\nplugin = \"count-events\"\n\
+         [sink]\ntype = \"null\"\n\
+         [dead_letters]\npath = {:?}\n",
+        work.join("dead-letters.ndjson")
+    );
+    PipelineConfig::parse(&text).context("the benchmark's pipeline")
+}
+
+/// One end-to-end run; `rows` collects the windows instead of the null sink.
+fn run_pipeline(input: &Path, work: &Path, native: bool, rows: Option<Arc<Mutex<Vec<String>>>>) -> Result<Counters> {
+    let cfg = config(input, work)?;
+    let overrides = Overrides {
+        native: native.then(native::plugins),
+        sink: rows.map(|r| Box::new(Rows(r)) as Box<dyn Sink>),
+        ..Default::default()
+    };
+    let counters = Pipeline::with_overrides(&cfg, overrides)?.run()?;
+    ensure!(
+        counters.dead_letters == 0 && counters.elements == counters.events_in,
+        "the benchmark run lost events: {} in, {} windowed, {} dead letters",
+        counters.events_in,
+        counters.elements,
+        counters.dead_letters
+    );
+    Ok(counters)
+}
+
+/// runnel's windows on `input` as `user,start_us,count` lines, sorted,
+/// with the WASM plugins or (`native`) their native twins.
+pub fn windows(input: &Path, work: &Path, native: bool) -> Result<Vec<String>> {
+    let rows = Arc::new(Mutex::new(Vec::new()));
+    run_pipeline(input, work, native, Some(rows.clone()))?;
+    let mut rows = std::mem::take(&mut *rows.lock().expect("not poisoned"));
+    rows.sort();
+    Ok(rows)
+}
+
+pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Results> {
+    let lines = input::bundled_lines()?;
+    let events = opts.events.unwrap_or(if opts.smoke { 20_000 } else { 2_000_000 });
+    let rounds = opts.rounds.unwrap_or(if opts.smoke { 1 } else { 3 });
+    let data = opts.work.join("data");
+    progress(&format!("writing the input: {events} events (kept in {})", data.display()));
+    let big = input::looped(&data, &lines, events)?;
+    let (mut wasm, mut native) = (Vec::new(), Vec::new());
+    // The same plugin runtime cache as a run's; a first round warms it.
+    run_pipeline(&input::looped(&data, &lines, 2_000)?, &opts.work, false, None)?;
+    for round in 1..=rounds {
+        let w = run_pipeline(&big, &opts.work, false, None)?;
+        progress(&format!("round {round}/{rounds}: WASM {:.0} events/s", w.events_per_second()));
+        wasm.push(w.events_per_second());
+        let n = run_pipeline(&big, &opts.work, true, None)?;
+        progress(&format!("round {round}/{rounds}: native {:.0} events/s", n.events_per_second()));
+        native.push(n.events_per_second());
+    }
+    progress("plugin call cost by batch size");
+    let runtime = crate::plugin::runtime::PluginRuntime::new(Default::default())?;
+    let calls = calls::measure(&runtime, &lines, if opts.smoke { 20_000 } else { 200_000 })?;
+    let mut results = Results {
+        smoke: opts.smoke,
+        events,
+        wasm,
+        native,
+        calls,
+        runnel_on_peer_input: None,
+        peers: Vec::new(),
+        peer_errors: Vec::new(),
+    };
+    if opts.peers {
+        let peers = peers::Peers::in_repo(&opts.repo);
+        let (small_n, large_n) = if opts.smoke { (2_000, 8_000) } else { (lines.len(), 8 * lines.len()) };
+        let small = input::looped(&data, &lines, small_n)?;
+        let large = input::looped(&data, &lines, large_n)?;
+        let small_rows = windows(&small, &opts.work, false)?;
+        let large_rows = windows(&large, &opts.work, false)?;
+        let on_small: Vec<f64> = (0..rounds)
+            .map(|_| run_pipeline(&small, &opts.work, false, None).map(|c| c.events_per_second()))
+            .collect::<Result<_>>()?;
+        results.runnel_on_peer_input = Some(median(&on_small));
+        for mode in ["streaming", "batch"] {
+            progress(&format!("Apache Beam, {mode}, {small_n} events"));
+            match peers.beam(mode, &small, &small_rows, &opts.work) {
+                Ok(r) => results.peers.push(r),
+                Err(e) => results.peer_errors.push(format!("Beam {mode}: {e:#}")),
+            }
+        }
+        progress(&format!("Apache Flink SQL, {small_n} and {large_n} events"));
+        match peers.flink((&small, &small_rows), (&large, &large_rows), &opts.work) {
+            Ok(r) => results.peers.push(r),
+            Err(e) => results.peer_errors.push(format!("Flink: {e:#}")),
+        }
+    }
+    Ok(results)
+}

@@ -1,0 +1,42 @@
+//! `runnel bench`: runs [`crate::bench`] and writes its report and plot.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+use crate::bench::{report, BenchOptions};
+
+pub struct Args {
+    pub smoke: bool,
+    pub events: Option<usize>,
+    pub rounds: Option<usize>,
+    pub peers: bool,
+    pub repo: PathBuf,
+    pub out: PathBuf,
+    pub plot: PathBuf,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let opts = BenchOptions {
+        smoke: args.smoke,
+        events: args.events,
+        rounds: args.rounds,
+        peers: args.peers,
+        repo: args.repo.clone(),
+        work: args.repo.join("target/bench"),
+    };
+    let results = crate::bench::run(&opts, &mut |step| eprintln!("bench: {step}"))?;
+    for dir in [args.out.parent(), args.plot.parent()].into_iter().flatten() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let plot_name = args.plot.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    std::fs::write(&args.plot, report::svg(&results)).with_context(|| format!("cannot write {}", args.plot.display()))?;
+    std::fs::write(&args.out, report::markdown(&results, &plot_name)).with_context(|| format!("cannot write {}", args.out.display()))?;
+    std::fs::write(args.out.with_extension("json"), serde_json::to_string_pretty(&results)?)?;
+    for line in report::summary(&results) {
+        println!("{line}");
+    }
+    println!("report: {} (plot {})", args.out.display(), args.plot.display());
+    Ok(())
+}
