@@ -121,7 +121,7 @@ fn main() {
     .unwrap();
     let span: Span = Arc::default();
     let limited = FirstN { inner: source, limit: n, seen: 0, span: span.clone() };
-    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(limited)), sink: None }).unwrap();
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(limited)), ..Default::default() }).unwrap();
     let counters = pipeline.run().unwrap();
     let (first, last) = *span.lock().unwrap();
     let runnel_rate = n as f64 / (last.unwrap() - first.unwrap()).as_secs_f64();

@@ -122,7 +122,7 @@ fn run(dir: &std::path::Path, input: &std::path::Path, every: usize) -> (Counter
         handle: handle.clone(),
         versions,
     };
-    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(storm)), sink: None }).unwrap();
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(storm)), ..Default::default() }).unwrap();
     *handle.lock().unwrap() = Some(pipeline.reload_handle());
     let counters = pipeline.run().unwrap();
     // The panes, without the plugin versions, to compare the two runs.
