@@ -31,3 +31,9 @@ eval "$(scripts/emulators.sh start)"
 # the plugins (as WebAssembly, built by host/build.rs), the Beam conformance
 # replays, and the workshop path against the emulators.
 cargo test --locked -p runnel -p runnel-tests -p runnel-event "$@"
+
+# The benchmarks in smoke mode (small sizes, targets not judged), so every
+# case keeps working; `scripts/bench.sh` runs them in full (BENCHMARKS.md).
+if [ $# -eq 0 ]; then
+  scripts/bench.sh --smoke
+fi

@@ -6,7 +6,8 @@ Reads NDJSON Flood It events, adds the weekday (the workshop's transform),
 stamps each event with its event_timestamp, counts events per user per
 1-minute fixed window, and writes one line per window: `user,start_us,count`.
 Streaming mode feeds the lines through a TestStream with streaming=True (the
-runner the workshop's streaming job uses); batch mode reads the file.
+runner the workshop's streaming job uses); batch mode reads the file with
+ReadFromText.
 Prints one JSON line: {"events": N, "seconds": wall time of the pipeline}.
 """
 import datetime
@@ -65,7 +66,7 @@ def main(mode, path, out):
                 stream = stream.add_elements(lines[i : i + 1000])
             events = p | stream.advance_watermark_to_infinity()
         else:
-            events = p | beam.Create(lines)
+            events = p | beam.io.ReadFromText(path)
         (
             events
             | "parse" >> beam.Map(json.loads)

@@ -47,9 +47,9 @@ pub fn looped(dir: &Path, lines: &[String], events: usize) -> Result<PathBuf> {
             }
             match timestamp(line) {
                 Some((start, end, ts)) => {
-                    out.write_all(line[..start].as_bytes())?;
+                    out.write_all(&line.as_bytes()[..start])?;
                     write!(out, "{}", ts + pass as i64 * shift)?;
-                    out.write_all(line[end..].as_bytes())?;
+                    out.write_all(&line.as_bytes()[end..])?;
                 }
                 None => out.write_all(line.as_bytes())?,
             }

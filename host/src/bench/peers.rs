@@ -88,7 +88,7 @@ impl Peers {
         let extra = (tl.events - ts.events) as f64;
         let rate = if tl.seconds > ts.seconds { extra / (tl.seconds - ts.seconds) } else { f64::NAN };
         Ok(PeerRun {
-            name: "Apache Flink 2.3 SQL (PyFlink), TUMBLE count, parallelism 1".into(),
+            name: "Apache Flink 2.3 SQL (PyFlink), TUMBLE count, parallelism 1, batch mode".into(),
             events: tl.events,
             seconds: tl.seconds,
             events_per_second: rate,
