@@ -349,7 +349,9 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}: OK, a runnel plugin\n{report}", plugin.display());
         }
         Command::Bench { smoke, events, rounds, peers, repo, out, plot } => {
-            cmd::bench::run(&cmd::bench::Args { smoke, events, rounds, peers, repo, out, plot })?;
+            let work = repo.join("target/bench");
+            let opts = runnel::bench::BenchOptions { smoke, events, rounds, peers, repo, work };
+            cmd::bench::run(&opts, &cmd::bench::Outputs { out, plot })?;
         }
         Command::Replay { scenario, aggregate, golden } => {
             cmd::replay::run(&scenario, &aggregate, golden.as_deref(), &mut std::io::stdout().lock())?;

@@ -5,26 +5,15 @@ use std::path::PathBuf;
 
 use crate::bench::{report, BenchOptions};
 
-pub struct Args {
-    pub smoke: bool,
-    pub events: Option<usize>,
-    pub rounds: Option<usize>,
-    pub peers: bool,
-    pub repo: PathBuf,
+/// Where the report goes: markdown (`out`, with a `.json` beside it) and
+/// the SVG plot it links to by file name.
+pub struct Outputs {
     pub out: PathBuf,
     pub plot: PathBuf,
 }
 
-pub fn run(args: &Args) -> Result<()> {
-    let opts = BenchOptions {
-        smoke: args.smoke,
-        events: args.events,
-        rounds: args.rounds,
-        peers: args.peers,
-        repo: args.repo.clone(),
-        work: args.repo.join("target/bench"),
-    };
-    let results = crate::bench::run(&opts, &mut |step| eprintln!("bench: {step}"))?;
+pub fn run(opts: &BenchOptions, args: &Outputs) -> Result<()> {
+    let results = crate::bench::run(opts, &mut |step| eprintln!("bench: {step}"))?;
     for dir in [args.out.parent(), args.plot.parent()].into_iter().flatten() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
