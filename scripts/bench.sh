@@ -7,6 +7,8 @@
 #                              # BENCHMARKS.md and docs/benchmarks/throughput.svg
 #   scripts/bench.sh --smoke   # small sizes, no peers, targets not judged;
 #                              # the report goes to target/bench/BENCHMARKS.md
+#   scripts/bench.sh --report  # only rewrites BENCHMARKS.md from the reports
+#                              # under target/bench/ (after rerunning one case)
 #
 # Cases: `runnel bench` (end to end WASM vs native, plugin call cost, peers)
 # and the cargo benches of host/benches (hot reload, window state, Pub/Sub
@@ -15,7 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=
+REPORT_ONLY=
 if [ "${1:-}" = "--smoke" ]; then SMOKE=--smoke; fi
+if [ "${1:-}" = "--report" ]; then REPORT_ONLY=1; fi
 BEAM_VERSION=2.77.0
 FLINK_VERSION=2.3.0
 
@@ -27,7 +31,9 @@ venv() { # dir package==version module
   fi
 }
 
+OUT=target/bench
 PEERS=
+if [ -n "$REPORT_ONLY" ]; then :; else
 if [ -z "$SMOKE" ]; then
   venv target/beam-venv "apache-beam==$BEAM_VERSION" apache_beam
   venv target/flink-venv "apache-flink==$FLINK_VERSION" pyflink
@@ -41,7 +47,6 @@ fi
 
 PIN=
 if command -v taskset >/dev/null; then PIN="taskset -c 0"; fi
-OUT=target/bench
 mkdir -p "$OUT"
 cargo build --locked --release -p runnel
 $PIN target/release/runnel bench $SMOKE $PEERS --out "$OUT/runnel-bench.md" --plot "$OUT/throughput.svg"
@@ -50,6 +55,7 @@ for bench in reload window_engine pubsub; do
   $PIN cargo bench --locked -q -p runnel --bench "$bench" -- $SMOKE > "$OUT/$bench.md"
   cat "$OUT/$bench.md"
 done
+fi
 
 if [ -n "$SMOKE" ]; then REPORT=$OUT/BENCHMARKS.md; PLOT=throughput.svg; else
   REPORT=BENCHMARKS.md; PLOT=docs/benchmarks/throughput.svg

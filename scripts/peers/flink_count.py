@@ -59,6 +59,7 @@ def main(path, out):
             with open(part) as f:
                 for line in f:
                     user, start_s, n, _ = line.strip().split(",")
+                    user = user.strip('"')  # Flink's CSV quotes some values
                     rows.append(f"{user},{int(start_s) * 1_000_000},{n}")
     shutil.rmtree(outdir, ignore_errors=True)
     with open(out, "w") as f:
