@@ -521,10 +521,7 @@ impl Pipeline {
             }
             batch.events = smaller;
         }
-        let needs_payload = match &self.native {
-            Some(native) => native.aggregate.needs_payload(),
-            None => self.aggregate.needs_payload(),
-        };
+        let needs_payload = accumulators(&mut self.native, &mut self.aggregate).needs_payload();
         let mut transform_failed = false;
         let called = Instant::now();
         let transformed = match (&mut self.native, &mut self.transform) {
@@ -605,10 +602,7 @@ impl Pipeline {
         // The aggregate's refusals name element numbers; map them back.
         let (ops, mut panes) = self.engine.drain();
         let called = Instant::now();
-        let rejected = match &mut self.native {
-            Some(native) => native.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?,
-            None => self.aggregate.apply(&ops, &mut self.agg_events, &mut panes)?,
-        };
+        let rejected = accumulators(&mut self.native, &mut self.aggregate).apply(&ops, &mut self.agg_events, &mut panes)?;
         self.counters.aggregate_time += called.elapsed();
         self.latency.aggregate.observe(called.elapsed());
         self.latency.window.observe(windowing.elapsed().saturating_sub(called.elapsed()).saturating_sub(transform_took));
@@ -630,10 +624,7 @@ impl Pipeline {
         // Only extracts and releases are pending here: no payloads needed.
         let mut none = EventBatch::default();
         let called = Instant::now();
-        match &mut self.native {
-            Some(native) => native.aggregate.apply(&ops, &mut none, &mut panes)?,
-            None => self.aggregate.apply(&ops, &mut none, &mut panes)?,
-        };
+        accumulators(&mut self.native, &mut self.aggregate).apply(&ops, &mut none, &mut panes)?;
         self.counters.aggregate_time += called.elapsed();
         self.write_panes(panes)
     }
@@ -689,6 +680,14 @@ impl Pipeline {
         }
         // Dead letters are durable before any input is acknowledged.
         self.dead.flush()
+    }
+}
+
+/// The aggregate that runs: the native one when supplied, else the plugins.
+fn accumulators<'a>(native: &'a mut Option<NativePlugins>, aggregate: &'a mut Aggregates) -> &'a mut dyn Accumulators {
+    match native {
+        Some(native) => native.aggregate.as_mut(),
+        None => aggregate,
     }
 }
 
