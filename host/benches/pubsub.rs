@@ -81,7 +81,7 @@ fn main() {
     .unwrap();
     let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/floodit-events.ndjson.gz");
     let t = Instant::now();
-    let opts = runnel::cmd::publish::PublishOptions { file: &events, rate: None, repeat: true, limit: Some(n), quiet: true };
+    let opts = runnel::cmd::publish::PublishOptions { file: &events, rate: None, repeat: true, limit: Some(n), quiet: true, retime: false };
     runnel::cmd::publish::run(&config, &opts).unwrap();
     let publish_rate = n as f64 / t.elapsed().as_secs_f64();
 

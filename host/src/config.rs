@@ -548,6 +548,28 @@ impl PipelineConfig {
         })
     }
 
+    /// What decides lateness in this pipeline, for the warning raised when
+    /// many events are dropped as late (see [`crate::late_share`]).
+    pub fn lateness_advice(&self) -> String {
+        let bound = match self.watermark_spec() {
+            WatermarkSpec::Bounded { max_out_of_orderness_s, .. } => format!("{max_out_of_orderness_s} s"),
+            WatermarkSpec::EndOfInput => "end of input".into(),
+        };
+        let settings = format!(
+            "raise [watermark] max_out_of_orderness_s (now {bound}) or [windowing] allowed_lateness_s (now {} s)",
+            self.windowing.allowed_lateness_s
+        );
+        if self.event.time.starts_with('/') {
+            format!(
+                "event time comes from the events ([event] time = \"{}\"); if they are replayed faster than they \
+                 happened or out of order, window in publish time ([event] time = \"publish_time\"), or {settings}",
+                self.event.time
+            )
+        } else {
+            settings
+        }
+    }
+
     /// Resolves a path from the file relative to the file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {

@@ -44,6 +44,7 @@ pub mod cmd;
 pub mod config;
 pub mod deadletter;
 pub mod grade;
+pub mod late_share;
 pub mod decode;
 pub mod metrics;
 pub mod ndjson;

@@ -114,6 +114,12 @@ enum Command {
         /// Publish at most this many messages.
         #[arg(long)]
         limit: Option<u64>,
+        /// Re-date each event's `event_timestamp` to the moment it is sent, so
+        /// windows in the events' own time ([event] time = "/event_timestamp")
+        /// see a live stream, also on a second pass of --loop. Not needed for
+        /// windows in publish time (the workshop's default).
+        #[arg(long)]
+        retime: bool,
     },
     /// The workshop's validation: messages waiting and held, rows in the table, dead letters.
     ///
@@ -316,9 +322,9 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Setup { config } => cmd::setup::run(&config)?,
-        Command::Publish { config, file, rate, repeat, limit } => {
+        Command::Publish { config, file, rate, repeat, limit, retime } => {
             let quiet = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let opts = cmd::publish::PublishOptions { file: &file, rate, repeat, limit, quiet };
+            let opts = cmd::publish::PublishOptions { file: &file, rate, repeat, limit, quiet, retime };
             let n = cmd::publish::run(&config, &opts)?;
             eprintln!("published {n} messages");
         }

@@ -90,6 +90,12 @@ pub fn render(s: &Snapshot) -> String {
         let lag = (s.processing_time_us - w) as f64 / 1e6;
         gauge(&mut out, "runnel_watermark_lag_seconds", "How far the watermark trails processing time.", lag);
     }
+    gauge(
+        &mut out,
+        "runnel_late_share_recent",
+        "Share of the last five minutes' elements dropped as late (0 to 1).",
+        s.late_recent.share,
+    );
     gauge(&mut out, "runnel_open_windows", "Open (key, window) states.", s.open_windows);
     gauge(&mut out, "runnel_keys", "Keys with open windows.", s.keys);
     gauge(&mut out, "runnel_unacked_messages", "Input messages held unacknowledged for open windows.", s.counters.unacked_messages);

@@ -131,6 +131,8 @@ pub struct Pipeline {
     /// redeliveries or a backlog, and extend the watermark's start-up hold.
     run_started_us: i64,
     native: Option<NativePlugins>,
+    /// The share of recent elements dropped as late.
+    late_share: crate::late_share::LateShare,
 }
 
 /// Parts a caller supplies instead of the configured ones (the demo's
@@ -287,6 +289,7 @@ impl Pipeline {
             acks: AckTracker::default(),
             run_started_us: now_us(),
             native: overrides.native,
+            late_share: crate::late_share::LateShare::new(cfg.lateness_advice()),
         })
     }
 
@@ -412,11 +415,14 @@ impl Pipeline {
         let retiring = self.aggregate.retiring().map(|(p, left)| (p.source.label(), left));
         let stats = self.engine.stats();
         let watermark = self.engine.watermark();
+        let now = now_us();
+        let late_recent = self.late_share.recent(now);
         let by_reason: Vec<(String, String, u64)> =
             self.dead.counts().iter().map(|((stage, kind), n)| (stage.as_str().to_string(), kind.clone(), *n)).collect();
         self.status.update(|s| {
             s.watermark_us = (watermark > i64::MIN && watermark < i64::MAX).then_some(watermark);
-            s.processing_time_us = now_us();
+            s.processing_time_us = now;
+            s.late_recent = late_recent;
             s.open_windows = stats.open_windows;
             s.keys = stats.keys;
             s.sink_rows = self.sink_rows;
@@ -428,6 +434,7 @@ impl Pipeline {
             s.counters = (&self.counters).into();
             s.counters.counts.dead_letters = self.dead.total();
             s.counters.unacked_messages = self.source.unacked() as u64;
+            s.counters.source_quiet_s = self.source.quiet_for().map(|d| d.as_secs_f64());
             s.transform = self.provenance.transform.clone();
             s.aggregate = self.provenance.aggregate.clone();
             s.retiring_aggregate = retiring;
@@ -453,7 +460,13 @@ impl Pipeline {
             self.apply_reloads()?;
             let now = now_us();
             self.engine.advance_processing_time(now);
+            let (elements, late) = (self.counters.elements, self.counters.late);
             self.process_batch(&mut batch, now)?;
+            self.late_share.record(now, self.counters.elements - elements, self.counters.late - late);
+            if let Some(warning) = self.late_share.first_warning(now) {
+                tracing::warn!("{warning}");
+                eprintln!("warning: {warning}");
+            }
             self.flush()?;
             self.engine.advance_watermark(self.watermark.current(now));
             self.flush()?;

@@ -54,6 +54,9 @@ pub struct Snapshot {
     /// The latest closed windows' most active keys, newest last.
     pub recent_windows: VecDeque<WindowTop>,
     pub latency: crate::metrics::StageLatencies,
+    /// Elements dropped as late over the last minutes, with a warning
+    /// naming the setting to change when the share is high.
+    pub late_recent: crate::late_share::RecentLateness,
 }
 
 /// A dead letter, shortened for display.
@@ -101,6 +104,9 @@ pub struct CounterSnapshot {
     pub aggregate_ns_per_event: f64,
     /// Input messages delivered and not acknowledged yet (held for open windows).
     pub unacked_messages: u64,
+    /// Seconds since the source last delivered a message (sources with
+    /// leases only, once one has arrived).
+    pub source_quiet_s: Option<f64>,
     /// RFC 3339 end of the latest window a pane was written for.
     pub last_window_end: Option<String>,
 }
@@ -112,6 +118,7 @@ impl From<&Counters> for CounterSnapshot {
             transform_ns_per_event: c.transform_ns_per_event(),
             aggregate_ns_per_event: c.aggregate_ns_per_event(),
             unacked_messages: 0,
+            source_quiet_s: None,
             last_window_end: c.last_window_end.and_then(|us| {
                 chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             }),

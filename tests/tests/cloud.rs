@@ -75,7 +75,7 @@ path = "{dead}"
 fn publish(s: &Setup, lines: &[String]) {
     let file = s.dir.path().join("input.ndjson");
     std::fs::write(&file, lines.join("\n")).unwrap();
-    let opts = runnel::cmd::publish::PublishOptions { file: &file, rate: None, repeat: false, limit: None, quiet: true };
+    let opts = runnel::cmd::publish::PublishOptions { file: &file, rate: None, repeat: false, limit: None, quiet: true, retime: false };
     assert_eq!(runnel::cmd::publish::run(&s.config, &opts).unwrap(), lines.len() as u64);
 }
 

@@ -19,6 +19,8 @@ pub struct PublishOptions<'a> {
     pub repeat: bool,
     pub limit: Option<u64>,
     pub quiet: bool,
+    /// Rewrite each event's `event_timestamp` to the time it is sent.
+    pub retime: bool,
 }
 
 /// Publishes; returns the number of messages published.
@@ -44,6 +46,16 @@ pub fn run(config: &Path, opts: &PublishOptions) -> Result<u64> {
     };
     rt.block_on(async {
         let publisher = cloud.publisher(topic).await?;
+        // Ctrl-C stops sending; what was sent is confirmed and counted, so
+        // the count printed is what the pipeline should see.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let stopped = || stop.load(std::sync::atomic::Ordering::SeqCst);
         let started = Instant::now();
         let mut sent: u64 = 0;
         'outer: loop {
@@ -52,7 +64,7 @@ pub fn run(config: &Path, opts: &PublishOptions) -> Result<u64> {
             while let Some(batch) = source.next_batch(500)? {
                 let mut pending = Vec::with_capacity(batch.events.len());
                 for i in 0..batch.events.len() {
-                    if opts.limit.is_some_and(|l| sent >= l) {
+                    if opts.limit.is_some_and(|l| sent >= l) || stopped() {
                         break;
                     }
                     if let Some(rate) = opts.rate {
@@ -62,7 +74,13 @@ pub fn run(config: &Path, opts: &PublishOptions) -> Result<u64> {
                             tokio::time::sleep(due - elapsed).await;
                         }
                     }
-                    let message = google_cloud_pubsub::model::Message::new().set_data(batch.events.get(i).to_vec());
+                    let event = batch.events.get(i);
+                    let data = if opts.retime {
+                        crate::source::synthetic::rewrite_timestamp(event, crate::source::now_us())
+                    } else {
+                        event.to_vec()
+                    };
+                    let message = google_cloud_pubsub::model::Message::new().set_data(data);
                     pending.push(publisher.publish(message));
                     sent += 1;
                     any = true;
@@ -71,7 +89,7 @@ pub fn run(config: &Path, opts: &PublishOptions) -> Result<u64> {
                     p.await.with_context(|| format!("publishing to {} failed", cloud.topic_path(topic)))?;
                     bar.inc(1);
                 }
-                if opts.limit.is_some_and(|l| sent >= l) {
+                if opts.limit.is_some_and(|l| sent >= l) || stopped() {
                     break 'outer;
                 }
             }

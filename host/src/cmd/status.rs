@@ -39,12 +39,31 @@ pub struct Status {
     pub last_window_end: Option<String>,
     pub dead_letters: BTreeMap<String, u64>,
     pub dead_letter_file: String,
+    /// Seconds since the running pipeline last received a message.
+    pub pipeline_quiet_s: Option<f64>,
+    /// How long the pipeline must have received nothing before the drain
+    /// check can trust an empty peek: the stream's lease deadline plus a
+    /// margin (a message leased to the client library but not handed to the
+    /// pipeline is counted nowhere; within this long it is either handed
+    /// over or its lease runs out and a peek sees it).
+    pub quiet_needed_s: f64,
+    /// The share of recent events dropped as late, and the warning.
+    pub late_recent: Option<crate::late_share::RecentLateness>,
+    /// [`Status::drained`], for `--json` readers.
+    pub drained: bool,
 }
 
 impl Status {
     /// Whether every input message is acknowledged (what the workshop checks).
+    /// With a running pipeline, only once it has been quiet long enough that
+    /// no message can be leased to it unseen (see `quiet_needed_s`).
     pub fn drained(&self) -> bool {
-        self.waiting_messages == Some(0) && self.held_by_pipeline.unwrap_or(0) == 0
+        let quiet = match (&self.pipeline, self.pipeline_quiet_s) {
+            (None, _) => true,
+            (Some(_), None) => true,
+            (Some(_), Some(q)) => q >= self.quiet_needed_s,
+        };
+        self.waiting_messages == Some(0) && self.held_by_pipeline.unwrap_or(0) == 0 && quiet
     }
 }
 
@@ -64,6 +83,9 @@ pub fn run(opts: &StatusOptions) -> Result<Status> {
     };
     let needs_cloud = matches!(cfg.source, SourceConfig::Pubsub { .. }) || cfg.sink.kind == SinkKind::Bigquery;
     let cloud = if needs_cloud { Some(Cloud::resolve(&cfg.cloud)?) } else { None };
+    if let SourceConfig::Pubsub { lease_extension_s, .. } = &cfg.source {
+        status.quiet_needed_s = (*lease_extension_s).clamp(10, 600) as f64 + 5.0;
+    }
     if let (SourceConfig::Pubsub { subscription, .. }, Some(cloud)) = (&cfg.source, &cloud) {
         let path = cloud.subscription_path(subscription);
         let (waiting, at_limit) = peek(cloud, &path, opts.peek_limit)?;
@@ -78,6 +100,8 @@ pub fn run(opts: &StatusOptions) -> Result<Status> {
             let v: serde_json::Value = resp.into_json().context("the admin server's status is not JSON")?;
             status.held_by_pipeline = v["counters"]["unacked_messages"].as_u64();
             status.last_window_end = v["counters"]["last_window_end"].as_str().map(str::to_string);
+            status.pipeline_quiet_s = v["counters"]["source_quiet_s"].as_f64();
+            status.late_recent = serde_json::from_value(v["late_recent"].clone()).ok();
             status.pipeline = Some(v);
         }
     }
@@ -99,6 +123,7 @@ pub fn run(opts: &StatusOptions) -> Result<Status> {
             *status.dead_letters.entry(format!("{}: {kind}", d.stage.as_str())).or_default() += 1;
         }
     }
+    status.drained = status.drained();
     Ok(status)
 }
 
@@ -196,6 +221,19 @@ impl std::fmt::Display for Status {
                     c["events_in"], c["panes"], c["dead_letters"], held.unwrap_or(0)
                 )?;
                 writeln!(f, "  transform {}, aggregate {}", p["transform"].as_str().unwrap_or("none"), p["aggregate"].as_str().unwrap_or("?"))?;
+                if let Some(late) = &self.late_recent {
+                    writeln!(
+                        f,
+                        "  dropped as late in the last {} s: {:.1}% ({} of {} events)",
+                        late.span_s,
+                        late.share * 100.0,
+                        late.late,
+                        late.elements
+                    )?;
+                    if let Some(w) = &late.warning {
+                        writeln!(f, "  WARNING: {w}")?;
+                    }
+                }
             }
             (None, _) => writeln!(f, "running pipeline: none answered (no [admin] table, or not running)")?,
         }
@@ -211,8 +249,17 @@ impl std::fmt::Display for Status {
             writeln!(f, "  {n} at {k}")?;
         }
         if self.subscription.is_some() {
+            let quiet = self.pipeline_quiet_s.unwrap_or(f64::INFINITY);
             if self.drained() {
                 write!(f, "every message is acknowledged")?;
+            } else if self.waiting_messages == Some(0) && self.held_by_pipeline.unwrap_or(0) == 0 && quiet < self.quiet_needed_s {
+                write!(
+                    f,
+                    "not drained yet: nothing is waiting or held, but the pipeline received a message {quiet:.0} s ago, and \
+                     messages leased to it but not handed over yet are invisible to this check; ask again once it has \
+                     received nothing for {:.0} s",
+                    self.quiet_needed_s
+                )?;
             } else {
                 write!(f, "messages are still waiting or held: not drained yet")?;
             }

@@ -72,6 +72,14 @@ pub trait Source {
     fn unacked(&self) -> usize {
         0
     }
+
+    /// How long since the last message arrived, for sources that lease
+    /// messages (`None`: none has arrived yet, or the source has no leases).
+    /// A drain check needs it: messages leased to the client library but
+    /// not handed over yet are invisible both to a peek and to `unacked`.
+    fn quiet_for(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Microseconds since the Unix epoch, now.

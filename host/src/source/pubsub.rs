@@ -168,6 +168,10 @@ impl Source for PubsubSource {
     fn unacked(&self) -> usize {
         self.handlers.len()
     }
+
+    fn quiet_for(&self) -> Option<Duration> {
+        self.last_message.map(|t| t.elapsed())
+    }
 }
 
 impl Drop for PubsubSource {
