@@ -1,17 +1,23 @@
 //! Dead letters: where bad records go, with why and where they came from.
 //!
 //! One NDJSON record per refused event:
-//! `{"time", "stage", "reason", "source", "plugin", "payload"}` — `stage` is
-//! where it was refused (`decode`, `transform`, `window`, `aggregate`,
-//! `sink`),
-//! `source` its provenance (`file.ndjson:17`), `plugin` the plugin version
-//! involved, and `payload` the original event as text (or `payload_base64`
-//! when it is not UTF-8). Nothing refused is ever dropped silently.
+//! `{"time", "stage", "code", "reason", "source", "plugin", "payload"}` —
+//! `stage` is where it was refused (`decode`, `transform`, `window`,
+//! `aggregate`, `sink`), `code` a fixed [`Reason`] (what summaries, metric
+//! labels and Pub/Sub attributes count by: never text from the event or the
+//! plugin), `reason` the detail in words, `source` its provenance
+//! (`file.ndjson:17`), `plugin` the plugin version involved, and `payload`
+//! the original event as text (or `payload_base64` when it is not UTF-8).
+//! A payload over [`MAX_PAYLOAD`] bytes is kept as an excerpt of that size
+//! with `payload_size` and `payload_blake3` of the whole (so a record always
+//! fits a Pub/Sub message, and a file of dead letters stays small). Nothing
+//! refused is ever dropped silently.
 //!
 //! With `[dead_letters] topic`, each record is also published to a Pub/Sub
-//! topic (the record as the message data, `stage` and `reason_kind` as
-//! attributes); [`DeadLetters::flush`] waits for every publish to be
-//! confirmed, so no input is acknowledged before its dead letter is safe.
+//! topic (the record as the message data, `stage` and `reason_kind` (the
+//! code) as attributes); [`DeadLetters::flush`] writes, fsyncs and waits for
+//! every publish to be confirmed, so no input is acknowledged before its
+//! dead letter is safe.
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
@@ -43,11 +49,116 @@ impl Stage {
     }
 }
 
+/// Why a record was refused: a fixed set, so what counts them (the status
+/// summary, metric labels, the topic's attribute) never grows with what
+/// an event or a plugin says. The words are in the record's `reason`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not valid JSON, or not an object.
+    Malformed,
+    MissingKey,
+    /// A key that is not a string or number.
+    BadKey,
+    MissingTime,
+    /// An event time that does not parse in the configured format.
+    BadTime,
+    /// An event time outside years 1 to 9999.
+    TimeOutOfRange,
+    /// An event time too far ahead of processing time.
+    FutureTime,
+    /// Larger than `[event] max_bytes`.
+    Oversized,
+    /// A transform output larger than `[event] max_bytes`.
+    OversizedOutput,
+    /// A plugin refused it (its own reason in the detail).
+    Refused,
+    /// A plugin trapped or panicked on it.
+    PluginFailed,
+    /// A plugin ran past its time budget on it (computing or waiting).
+    TimeBudget,
+    /// A plugin ran into a sandbox limit (memory, tables, instances) on it.
+    SandboxLimit,
+    /// Not run: the plugin ran out of time too often in its batch.
+    NotTried,
+    /// Not run: the transform is quarantined.
+    Quarantined,
+    /// A plugin's answer broke the contract (e.g. named an event outside
+    /// its batch).
+    ContractViolation,
+    /// Behind the watermark by more than the allowed lateness.
+    Late,
+    /// For a window whose trigger has finished.
+    WindowClosed,
+    /// A row the destination refused.
+    SinkRefused,
+    /// Written by a runnel that did not record codes.
+    #[default]
+    Unclassified,
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::MissingKey => "missing_key",
+            Reason::BadKey => "bad_key",
+            Reason::MissingTime => "missing_time",
+            Reason::BadTime => "bad_time",
+            Reason::TimeOutOfRange => "time_out_of_range",
+            Reason::FutureTime => "future_time",
+            Reason::Oversized => "oversized",
+            Reason::OversizedOutput => "oversized_output",
+            Reason::Refused => "refused",
+            Reason::PluginFailed => "plugin_failed",
+            Reason::TimeBudget => "time_budget",
+            Reason::SandboxLimit => "sandbox_limit",
+            Reason::NotTried => "not_tried",
+            Reason::Quarantined => "quarantined",
+            Reason::ContractViolation => "contract_violation",
+            Reason::Late => "late",
+            Reason::WindowClosed => "window_closed",
+            Reason::SinkRefused => "sink_refused",
+            Reason::Unclassified => "unclassified",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: its code, and the detail in words.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    pub code: Reason,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn new(code: Reason, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// Payloads longer than this are kept as an excerpt (with size and digest).
+pub const MAX_PAYLOAD: usize = 64 << 10;
+
 /// One dead letter as written.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct DeadLetter {
     pub time: String,
     pub stage: Stage,
+    #[serde(default)]
+    pub code: Reason,
     pub reason: String,
     pub source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,10 +167,21 @@ pub struct DeadLetter {
     pub payload: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_base64: Option<String>,
+    /// Set when `payload` is an excerpt: the whole payload's size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_size: Option<usize>,
+    /// Set when `payload` is an excerpt: the whole payload's BLAKE3 (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_blake3: Option<String>,
 }
 
 impl DeadLetter {
-    /// The original event bytes.
+    /// Whether the payload is whole (not an excerpt of an oversized event).
+    pub fn is_whole(&self) -> bool {
+        self.payload_size.is_none()
+    }
+
+    /// The original event bytes (an excerpt when not [`is_whole`](Self::is_whole)).
     pub fn payload_bytes(&self) -> Vec<u8> {
         match (&self.payload, &self.payload_base64) {
             (Some(p), _) => p.as_bytes().to_vec(),
@@ -73,11 +195,13 @@ impl DeadLetter {
 pub struct DeadLetters {
     out: BufWriter<std::fs::File>,
     path: PathBuf,
-    counts: BTreeMap<(Stage, String), u64>,
+    counts: BTreeMap<(Stage, Reason), u64>,
     total: u64,
     topic: Option<TopicCopy>,
     /// The latest few, for the dashboard.
     recent: std::collections::VecDeque<crate::status::DeadLetterSample>,
+    /// Written since the last fsync.
+    dirty: bool,
 }
 
 /// Dead letters on their way to a Pub/Sub topic.
@@ -86,11 +210,6 @@ struct TopicCopy {
     publisher: google_cloud_pubsub::client::Publisher,
     name: String,
     pending: Vec<google_cloud_pubsub::publisher::PublishFuture>,
-}
-
-/// The kind of a reason for counting: its text up to the first colon.
-fn reason_kind(reason: &str) -> String {
-    reason.split(':').next().unwrap_or(reason).trim().chars().take(60).collect()
 }
 
 impl DeadLetters {
@@ -112,6 +231,7 @@ impl DeadLetters {
             total: 0,
             topic: None,
             recent: Default::default(),
+            dirty: false,
         })
     }
 
@@ -127,19 +247,40 @@ impl DeadLetters {
         &self.path
     }
 
-    pub fn write(&mut self, stage: Stage, reason: &str, source: String, plugin: Option<&str>, payload: &[u8]) -> Result<()> {
-        let (text, b64) = match std::str::from_utf8(payload) {
+    /// Records one refused event: where (`stage`), why (`code`, with the
+    /// detail in `reason`), where it came from, and the event itself.
+    pub fn write(
+        &mut self,
+        (stage, code): (Stage, Reason),
+        reason: &str,
+        source: String,
+        plugin: Option<&str>,
+        payload: &[u8],
+    ) -> Result<()> {
+        let (kept, size, digest) = if payload.len() > MAX_PAYLOAD {
+            (&payload[..MAX_PAYLOAD], Some(payload.len()), Some(blake3::hash(payload).to_hex().to_string()))
+        } else {
+            (payload, None, None)
+        };
+        let (text, b64) = match std::str::from_utf8(kept) {
             Ok(s) => (Some(s.to_string()), None),
-            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(payload))),
+            // An excerpt may end inside a character: keep it as text anyway.
+            Err(e) if size.is_some() && e.error_len().is_none() => {
+                (Some(String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned()), None)
+            }
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(kept))),
         };
         let record = DeadLetter {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             stage,
+            code,
             reason: reason.to_string(),
             source,
             plugin: plugin.map(str::to_string),
             payload: text,
             payload_base64: b64,
+            payload_size: size,
+            payload_blake3: digest,
         };
         crate::status::push_recent(
             &mut self.recent,
@@ -148,29 +289,36 @@ impl DeadLetters {
                 stage: stage.as_str().into(),
                 reason: record.reason.clone(),
                 source: record.source.clone(),
-                payload: String::from_utf8_lossy(payload).chars().take(300).collect(),
+                payload: String::from_utf8_lossy(&kept[..kept.len().min(1200)]).chars().take(300).collect(),
             },
         );
         let line = serde_json::to_vec(&record)?;
         self.out.write_all(&line)?;
         self.out.write_all(b"\n")?;
-        let kind = reason_kind(reason);
+        self.dirty = true;
         if let Some(t) = &mut self.topic {
             let message = google_cloud_pubsub::model::Message::new()
                 .set_data(line)
-                .set_attributes([("stage", stage.as_str().to_string()), ("reason_kind", kind.clone())]);
+                .set_attributes([("stage", stage.as_str().to_string()), ("reason_kind", code.as_str().to_string())]);
             t.pending.push(t.publisher.publish(message));
         }
-        *self.counts.entry((stage, kind)).or_default() += 1;
+        *self.counts.entry((stage, code)).or_default() += 1;
         self.total += 1;
         Ok(())
     }
 
-    /// Makes everything written so far durable (before acknowledging input).
+    /// Makes everything written so far durable (before acknowledging input):
+    /// written, fsynced, and confirmed by the topic.
     pub fn flush(&mut self) -> Result<()> {
         self.out
             .flush()
             .with_context(|| format!("cannot write dead letters to {}", self.path.display()))?;
+        if std::mem::take(&mut self.dirty) {
+            self.out
+                .get_ref()
+                .sync_data()
+                .with_context(|| format!("cannot fsync the dead letters in {}", self.path.display()))?;
+        }
         if let Some(t) = &mut self.topic {
             let pending = std::mem::take(&mut t.pending);
             t.rt.block_on(async {
@@ -195,12 +343,39 @@ impl DeadLetters {
     }
 
     /// Counts by (stage, kind of reason).
-    pub fn counts(&self) -> &BTreeMap<(Stage, String), u64> {
+    pub fn counts(&self) -> &BTreeMap<(Stage, Reason), u64> {
         &self.counts
     }
 }
 
-/// Reads a dead-letter file.
+/// Reads a dead-letter file; a cut-off last record (see [`read_all`]) is
+/// left out.
 pub fn read(path: &Path) -> Result<Vec<DeadLetter>> {
-    crate::ndjson::read(path)
+    Ok(read_all(path)?.0)
+}
+
+/// Reads a dead-letter file, and says whether its last line was cut off.
+///
+/// A crash mid-write leaves a last line with no newline that is not a whole
+/// record: it is skipped and its byte length returned, so the rest can still
+/// be read (and replayed). Any other line that does not parse is an error
+/// naming the file and line.
+pub fn read_all(path: &Path) -> Result<(Vec<DeadLetter>, Option<usize>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (whole, last) = match text.rfind('\n') {
+        Some(i) => (&text[..=i], &text[i + 1..]),
+        None => ("", text.as_str()),
+    };
+    let mut records = Vec::new();
+    for (i, line) in whole.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        records.push(serde_json::from_str(line).with_context(|| format!("{} line {}", path.display(), i + 1))?);
+    }
+    let mut torn = None;
+    if !last.trim().is_empty() {
+        match serde_json::from_str(last) {
+            Ok(record) => records.push(record),
+            Err(_) => torn = Some(last.len()),
+        }
+    }
+    Ok((records, torn))
 }

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use crate::config::EventTime;
+use crate::deadletter::{Reason, Refusal};
 use crate::plugin::transform::FieldsSpec;
 use runnel_event::{key_text, parse_event_time, FieldScanner, Pointer, TimeFormat};
 
@@ -52,25 +53,28 @@ impl Decoder {
     }
 
     /// The key, and the event time when it comes from a field.
-    pub fn decode<'a>(&self, event: &'a [u8]) -> Result<(Cow<'a, str>, Option<i64>), String> {
-        let scanned = self.scanner.scan(event).map_err(|e| e.to_string())?;
+    pub fn decode<'a>(&self, event: &'a [u8]) -> Result<(Cow<'a, str>, Option<i64>), Refusal> {
+        let malformed = |e: String| Refusal::new(Reason::Malformed, e);
+        let scanned = self.scanner.scan(event).map_err(|e| malformed(e.to_string()))?;
         let (pointer, index) = &self.key;
         let raw = scanned
             .get(*index)
             .map(|top| pointer.descend(top))
-            .transpose()?
+            .transpose()
+            .map_err(malformed)?
             .flatten()
-            .ok_or_else(|| format!("missing key field {}", pointer.as_str()))?;
-        let key = key_text(raw)?;
+            .ok_or_else(|| Refusal::new(Reason::MissingKey, format!("missing key field {}", pointer.as_str())))?;
+        let key = key_text(raw).map_err(|e| Refusal::new(Reason::BadKey, e))?;
         let time = match (&self.time, self.time_index) {
             (EventTime::Field(p, format), Some(i)) => {
                 let raw = scanned
                     .get(i)
                     .map(|top| p.descend(top))
-                    .transpose()?
+                    .transpose()
+                    .map_err(malformed)?
                     .flatten()
-                    .ok_or_else(|| format!("missing event time field {}", p.as_str()))?;
-                Some(parse_event_time(raw, *format)?)
+                    .ok_or_else(|| Refusal::new(Reason::MissingTime, format!("missing event time field {}", p.as_str())))?;
+                Some(parse_event_time(raw, *format).map_err(|e| Refusal::new(Reason::BadTime, e))?)
             }
             _ => None,
         };
@@ -98,15 +102,16 @@ mod tests {
     #[test]
     fn each_bad_input_has_its_reason() {
         let d = decoder();
-        assert!(d.decode(b"{not json").unwrap_err().starts_with("not valid JSON"));
-        assert_eq!(d.decode(b"[1]").unwrap_err(), "not a JSON object");
+        let e = d.decode(b"{not json").unwrap_err();
+        assert!(e.reason.starts_with("not valid JSON") && e.code == Reason::Malformed, "{e:?}");
+        assert_eq!(d.decode(b"[1]").unwrap_err(), Refusal::new(Reason::Malformed, "not a JSON object"));
         assert_eq!(
             d.decode(br#"{"event_timestamp":5}"#).unwrap_err(),
-            "missing key field /user_pseudo_id"
+            Refusal::new(Reason::MissingKey, "missing key field /user_pseudo_id")
         );
-        assert!(d
-            .decode(br#"{"user_pseudo_id":"U","event_timestamp":"soon"}"#)
-            .unwrap_err()
-            .contains("not an integer number of microseconds"));
+        let e = d.decode(br#"{"user_pseudo_id":"U","event_timestamp":"soon"}"#).unwrap_err();
+        assert!(e.reason.contains("not an integer number of microseconds") && e.code == Reason::BadTime, "{e:?}");
+        let e = d.decode(br#"{"user_pseudo_id":"U"}"#).unwrap_err();
+        assert_eq!(e.code, Reason::MissingTime);
     }
 }

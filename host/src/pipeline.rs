@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::accumulate::{Accumulators, EventBatch};
 use crate::ack::AckTracker;
 use crate::config::{EventTime, PipelineConfig, SinkKind, SourceConfig};
-use crate::deadletter::{DeadLetters, Stage};
+use crate::deadletter::{DeadLetters, Reason, Refusal, Stage};
 use crate::decode::Decoder;
 use crate::plugin::bundled;
 use crate::plugin::contract::Kind;
@@ -36,7 +36,7 @@ use crate::cloud::Cloud;
 use crate::sink::{bigquery::BigQuerySink, ndjson::NdjsonSink, stdout::StdoutSink, Columns, NullSink, Provenance, Sink};
 use crate::source::pubsub::{PubsubOptions, PubsubSource};
 use crate::source::{file::FileSource, now_us, synthetic::SyntheticSource, Source, SourceBatch};
-use crate::window::watermark::WatermarkEstimator;
+use crate::window::watermark::{TimeRefusal, WatermarkEstimator};
 use crate::window::{Admission, WindowEngine};
 
 /// What a run did.
@@ -103,6 +103,10 @@ pub struct Pipeline {
     previous_transform: Option<TransformPlugin>,
     /// Consecutive batches in which the transform failed.
     failing_batches: u32,
+    /// Set when the transform was quarantined with no earlier version to go
+    /// back to: it is not called until a new version is loaded, and events
+    /// go to the dead letters (to be replayed once it is fixed).
+    suspended: Option<String>,
     quarantine_after: u32,
     /// Plugin files to re-read on `runnel reload`.
     plugin_files: Vec<(Kind, PathBuf)>,
@@ -230,7 +234,9 @@ impl Pipeline {
                 SinkKind::Stdout => Box::new(StdoutSink::new(std::io::stdout(), cfg.sink.top, None)),
                 SinkKind::Ndjson => {
                     let path = cfg.sink.path.as_ref().expect("validated: ndjson has a path");
-                    Box::new(NdjsonSink::create(&cfg.resolve(path), columns)?)
+                    // Behind Pub/Sub, written rows cover acknowledged messages.
+                    let durable = matches!(cfg.source, SourceConfig::Pubsub { .. });
+                    Box::new(NdjsonSink::open(&cfg.resolve(path), columns, durable)?)
                 }
                 SinkKind::Null => Box::new(NullSink),
                 SinkKind::Bigquery => {
@@ -267,6 +273,7 @@ impl Pipeline {
             transform,
             previous_transform: None,
             failing_batches: 0,
+            suspended: None,
             quarantine_after: cfg.sandbox.quarantine_after,
             plugin_files,
             status,
@@ -328,6 +335,7 @@ impl Pipeline {
                         self.reloader.retire(older);
                     }
                     self.failing_batches = 0;
+                    self.suspended = None;
                     self.counters.reloads += 1;
                     loaded.outcome("swapped", "the next batch runs on it".into())
                 }
@@ -385,16 +393,34 @@ impl Pipeline {
             return;
         }
         self.failing_batches = 0;
+        let bad = self.provenance.transform.clone().unwrap_or_default();
+        self.counters.quarantines += 1;
         let Some(previous) = self.previous_transform.take() else {
-            tracing::warn!("the transform failed {} batches in a row, and there is no earlier version to go back to", self.quarantine_after);
+            // Nothing to go back to: stop calling it (each failing batch can
+            // cost several time budgets) and keep every event, as a dead
+            // letter, until a fixed version is loaded.
+            let message = format!(
+                "it failed {} batches in a row and there is no earlier version to go back to: it is not called \
+                 until a new version is loaded (runnel reload, an upload, or a changed plugin file); until then \
+                 events go to the dead letters, to re-drive with `runnel dlq replay`",
+                self.quarantine_after
+            );
+            tracing::error!(plugin = %bad, "transform quarantined: {message}");
+            eprintln!("transform {bad} quarantined: {message}");
+            self.suspended = Some(bad.clone());
+            self.status.record(crate::plugin::reload::ReloadOutcome {
+                kind: Kind::Transform.world(),
+                plugin: bad,
+                outcome: "quarantined",
+                message,
+                load_ms: 0.0,
+            });
             return;
         };
-        let bad = self.provenance.transform.clone().unwrap_or_default();
         self.provenance.transform = Some(previous.source.label());
         if let Some(bad) = self.transform.replace(previous) {
             self.reloader.retire(bad);
         }
-        self.counters.quarantines += 1;
         let outcome = crate::plugin::reload::ReloadOutcome {
             kind: Kind::Transform.world(),
             plugin: bad,
@@ -418,7 +444,7 @@ impl Pipeline {
         let now = now_us();
         let late_recent = self.late_share.recent(now);
         let by_reason: Vec<(String, String, u64)> =
-            self.dead.counts().iter().map(|((stage, kind), n)| (stage.as_str().to_string(), kind.clone(), *n)).collect();
+            self.dead.counts().iter().map(|((stage, code), n)| (stage.as_str().to_string(), code.as_str().to_string(), *n)).collect();
         self.status.update(|s| {
             s.watermark_us = (watermark > i64::MIN && watermark < i64::MAX).then_some(watermark);
             s.processing_time_us = now;
@@ -526,7 +552,7 @@ impl Pipeline {
                 let event = batch.events.get(i);
                 if event.len() > self.max_bytes {
                     let reason = format!("oversized: {} bytes, the limit is {} ([event] max_bytes)", event.len(), self.max_bytes);
-                    self.dead.write(Stage::Decode, &reason, batch.provenance(i), None, event)?;
+                    self.dead.write((Stage::Decode, Reason::Oversized), &reason, batch.provenance(i), None, event)?;
                 } else {
                     smaller.push(event);
                     kept.push(i as u32);
@@ -538,6 +564,7 @@ impl Pipeline {
         let mut transform_failed = false;
         let called = Instant::now();
         let transformed = match (&mut self.native, &mut self.transform) {
+            (None, Some(_)) if self.suspended.is_some() => Some(quarantined(batch.events.len(), self.suspended.as_deref())),
             (Some(native), _) => Some((native.transform)(&batch.events)),
             (None, Some(transform)) => Some(transform.transform(&self.runtime, &mut batch.events)),
             (None, None) => None,
@@ -556,7 +583,8 @@ impl Pipeline {
             for r in &out.rejected {
                 produced[r.source as usize] = true;
                 let orig = kept[r.source as usize] as usize;
-                self.dead.write(Stage::Transform, &r.reason, batch.provenance(orig), Some(&plugin), batch.events.get(r.source as usize))?;
+                let input = batch.events.get(r.source as usize);
+                self.dead.write((Stage::Transform, r.code), &r.reason, batch.provenance(orig), Some(&plugin), input)?;
             }
             for e in &out.emitted {
                 produced[e.source as usize] = true;
@@ -569,7 +597,8 @@ impl Pipeline {
                         self.max_bytes
                     );
                     let input = batch.events.get(e.source as usize);
-                    self.dead.write(Stage::Transform, &reason, batch.provenance(orig as usize), Some(&plugin), input)?;
+                    let code = (Stage::Transform, Reason::OversizedOutput);
+                    self.dead.write(code, &reason, batch.provenance(orig as usize), Some(&plugin), input)?;
                     continue;
                 }
                 let decoded = match (&e.key, e.event_time_us) {
@@ -584,8 +613,9 @@ impl Pipeline {
                               &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, payload, orig, batch,
                               &mut self.hold_until, &mut self.hold_session, self.run_started_us)?;
                     }
-                    Err(reason) => {
-                        self.dead.write(Stage::Decode, &reason, batch.provenance(orig as usize), Some(&plugin), payload)?;
+                    Err(refused) => {
+                        let code = (Stage::Decode, refused.code);
+                        self.dead.write(code, &refused.reason, batch.provenance(orig as usize), Some(&plugin), payload)?;
                     }
                 }
             }
@@ -603,13 +633,14 @@ impl Pipeline {
                               &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, event, orig, batch,
                               &mut self.hold_until, &mut self.hold_session, self.run_started_us)?;
                     }
-                    Err(reason) => {
-                        self.dead.write(Stage::Decode, &reason, batch.provenance(orig as usize), None, event)?;
+                    Err(refused) => {
+                        let code = (Stage::Decode, refused.code);
+                        self.dead.write(code, &refused.reason, batch.provenance(orig as usize), None, event)?;
                     }
                 }
             }
         }
-        if self.transform.is_some() {
+        if self.transform.is_some() && self.suspended.is_none() {
             self.check_quarantine(transform_failed);
         }
         // The aggregate's refusals name element numbers; map them back.
@@ -623,7 +654,7 @@ impl Pipeline {
             let element = r.event as usize;
             let payload = if needs_payload { self.agg_events.get(element).to_vec() } else { Vec::new() };
             let source = self.element_sources.get(element).map(|&s| batch.provenance(s as usize)).unwrap_or_default();
-            self.dead.write(Stage::Aggregate, &r.reason, source, Some(&self.provenance.aggregate), &payload)?;
+            self.dead.write((Stage::Aggregate, Reason::Refused), &r.reason, source, Some(&self.provenance.aggregate), &payload)?;
         }
         self.write_panes(panes)
     }
@@ -688,12 +719,26 @@ impl Pipeline {
                     Some(p) => format!("pane {} [{}, {}) #{}", p.key, p.window.start, p.window.end, p.index),
                     None => "pane".into(),
                 };
-                self.dead.write(Stage::Sink, &r.reason, source, Some(&self.provenance.aggregate), r.row.as_bytes())?;
+                let code = (Stage::Sink, Reason::SinkRefused);
+                self.dead.write(code, &r.reason, source, Some(&self.provenance.aggregate), r.row.as_bytes())?;
             }
         }
         // Dead letters are durable before any input is acknowledged.
         self.dead.flush()
     }
+}
+
+/// A batch the quarantined transform `plugin` is not called on: every event
+/// a dead letter, to replay once a fixed version runs.
+fn quarantined(n: usize, plugin: Option<&str>) -> TransformOutput {
+    let reason = format!(
+        "not run: the transform {} is quarantined; load a fixed version, then `runnel dlq replay`",
+        plugin.unwrap_or("")
+    );
+    let rejected = (0..n as u32)
+        .map(|source| crate::plugin::transform::Rejected { source, code: Reason::Quarantined, reason: reason.clone() })
+        .collect();
+    TransformOutput { rejected, ..Default::default() }
 }
 
 /// The aggregate that runs: the native one when supplied, else the plugins.
@@ -706,9 +751,9 @@ fn accumulators<'a>(native: &'a mut Option<NativePlugins>, aggregate: &'a mut Ag
 
 /// An element's event time: from its field (`field`, already decoded), the
 /// message's publish time, a message attribute, or its arrival.
-fn event_time(how: &EventTime, field: Option<i64>, batch: &SourceBatch, i: usize, now: i64) -> Result<i64, String> {
+fn event_time(how: &EventTime, field: Option<i64>, batch: &SourceBatch, i: usize, now: i64) -> Result<i64, Refusal> {
     match how {
-        EventTime::Field(..) => field.ok_or_else(|| "the event time field was not read".to_string()),
+        EventTime::Field(..) => field.ok_or_else(|| Refusal::new(Reason::MissingTime, "the event time field was not read")),
         EventTime::PublishTime => Ok(batch.publish_times[i]),
         EventTime::Arrival => Ok(now),
         EventTime::Attribute(name, format) => {
@@ -717,14 +762,14 @@ fn event_time(how: &EventTime, field: Option<i64>, batch: &SourceBatch, i: usize
                 .get(i)
                 .cloned()
                 .flatten()
-                .ok_or_else(|| format!("missing event time attribute {name}"))?;
+                .ok_or_else(|| Refusal::new(Reason::MissingTime, format!("missing event time attribute {name}")))?;
             let json = if *format == runnel_event::TimeFormat::Rfc3339 {
                 serde_json::to_string(&text).expect("a string serialises")
             } else {
                 text.clone()
             };
             runnel_event::parse_event_time(runnel_event::Raw::from_json(&json), *format)
-                .map_err(|e| format!("event time attribute {name}: {e}"))
+                .map_err(|e| Refusal::new(Reason::BadTime, format!("event time attribute {name}: {e}")))
         }
     }
 }
@@ -749,6 +794,15 @@ fn admit(
     hold_session: &mut [Option<(Box<str>, i64)>],
     run_started: i64,
 ) -> Result<()> {
+    // Checked before the watermark sees it: one event dated 2100 must not
+    // make every later event late, nor a time near i64::MAX overflow a window.
+    if let Err(refusal) = watermark.check_time(ts, now) {
+        let code = match refusal {
+            TimeRefusal::OutOfRange(_) => Reason::TimeOutOfRange,
+            TimeRefusal::Future { .. } => Reason::FutureTime,
+        };
+        return dead.write((Stage::Window, code), &refusal.to_string(), batch.provenance(source as usize), None, payload);
+    }
     let element = element_sources.len() as u32;
     element_sources.push(source);
     if needs_payload {
@@ -777,12 +831,12 @@ fn admit(
                 "late: event time {ts} is behind the watermark {} by more than the allowed lateness",
                 engine.watermark()
             );
-            dead.write(Stage::Window, &reason, batch.provenance(source as usize), None, payload)
+            dead.write((Stage::Window, Reason::Late), &reason, batch.provenance(source as usize), None, payload)
         }
         Admission::Closed => {
             counters.late += 1;
             dead.write(
-                Stage::Window,
+                (Stage::Window, Reason::WindowClosed),
                 "window closed: its trigger has finished (Beam drops such elements)",
                 batch.provenance(source as usize),
                 None,

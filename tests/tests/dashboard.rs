@@ -72,6 +72,7 @@ fn the_dashboard_shows_the_pipelines_own_results_live() {
         max_out_of_orderness_s: 5.0,
         idle_timeout_s: None,
         startup_hold_s: None,
+        max_future_s: 300.0,
     });
     cfg.admin = Some(runnel::config::AdminConfig { listen: "127.0.0.1:0".into(), token: Some(TOKEN.into()), max_upload_mib: 16 });
     let sink = runnel::sink::ndjson::NdjsonSink::create(

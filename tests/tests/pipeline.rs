@@ -202,9 +202,16 @@ fn dead_letters_are_replayed_through_fixed_plugins() {
     assert_eq!(dead.len(), 5);
     assert!(dead[0].reason.contains("not a %Y%m%d date"));
 
+    // A crash mid-write leaves a cut-off last line: it is skipped and said.
+    let dead_path = dir.path().join("dead.ndjson");
+    let whole = std::fs::read_to_string(&dead_path).unwrap();
+    let torn = &whole.lines().last().unwrap()[..40];
+    std::fs::write(&dead_path, format!("{whole}{torn}")).unwrap();
+
     // "Fix" the pipeline (a transform that accepts them) and replay.
     write_cfg("identity");
     let summary = runnel::cmd::dlq::replay(&cfg_path).unwrap();
+    assert_eq!(summary.torn_last_line, Some(40));
     assert_eq!(summary.replayed, 5);
     assert_eq!(summary.counters.events_in, 5);
     assert!(summary.kept_aside.exists(), "the originals are kept");
@@ -224,4 +231,63 @@ fn dead_letters_are_replayed_through_fixed_plugins() {
         "the original provenance is kept: {:?}",
         again[0].source
     );
+}
+
+/// A looped replay windowed in the events' own time loses its second pass
+/// as late; the live status says how much, and names what to change. In
+/// publish time (the workshop's default) nothing is late.
+#[test]
+fn a_stream_dropped_as_late_is_said_with_the_setting_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Vec<String> = flood_it_lines().into_iter().take(1_000).collect();
+    let input = dir.path().join("looped.ndjson");
+    std::fs::write(&input, [first.clone(), first].concat().join("\n")).unwrap();
+    let bounded = "[watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 10\n";
+
+    let mut looped = Pipeline::from_config(&config(dir.path(), &input, bounded)).unwrap();
+    let counters = looped.run().unwrap();
+    let late = looped.status().snapshot().late_recent;
+    assert!(counters.late >= 900, "the second pass is behind the watermark: {counters:?}");
+    assert_eq!((late.elements, late.late), (counters.elements, counters.late));
+    let warning = late.warning.expect("a warning above 1 %");
+    assert!(warning.contains("dropped as late"), "{warning}");
+    assert!(warning.contains("[event] time = \"publish_time\""), "{warning}");
+    assert!(warning.contains("max_out_of_orderness_s (now 10 s)"), "{warning}");
+
+    let publish_time = format!("[event]\ntime = \"publish_time\"\n{bounded}");
+    let mut in_publish_time = Pipeline::from_config(&config(dir.path(), &input, &publish_time)).unwrap();
+    let counters = in_publish_time.run().unwrap();
+    assert_eq!(counters.late, 0, "{counters:?}");
+    assert_eq!(in_publish_time.status().snapshot().late_recent.warning, None);
+}
+
+/// One event dated 2100 must not move the watermark past every later event,
+/// and a time at the i64 extremes must not overflow a window's bounds: both
+/// are refused with the reason, everything else is counted.
+#[test]
+fn future_and_out_of_range_event_times_are_refused_and_poison_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+    let event = |user: &str, ts: i64| format!(r#"{{"user_pseudo_id":"{user}","event_timestamp":{ts}}}"#);
+    let mut lines = vec![event("A", now - 2_000_000)];
+    lines.push(event("F", 4_102_444_800_000_000)); // 2100-01-01
+    lines.push(event("X", i64::MAX));
+    lines.push(event("N", i64::MIN));
+    lines.extend((0..20).map(|i| event("B", now - 1_000_000 + i)));
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let extra = "[watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 10\n";
+    let mut cfg = config(dir.path(), &input, extra);
+    cfg.transform = None;
+    let counters = Pipeline::from_config(&cfg).unwrap().run().unwrap();
+    assert_eq!(counters.late, 0, "nothing after the 2100 event is late: {counters:?}");
+    let rows = read_rows(&dir.path().join("panes.ndjson"));
+    let total: i64 = rows.iter().map(|r| r["event_count"].as_i64().unwrap()).sum();
+    assert_eq!(total, 21, "A and the 20 B events are counted");
+    assert!(rows.iter().all(|r| rfc3339_us(r["window_end"].as_str().unwrap()) > rfc3339_us(r["window_start"].as_str().unwrap())));
+    let dead = deadletter::read(&dir.path().join("dead.ndjson")).unwrap();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("ahead of processing time") && reasons[0].contains("max_future_s"), "{reasons:?}");
+    assert!(reasons[1].contains("outside years 1 to 9999") && reasons[2].contains("outside years 1 to 9999"), "{reasons:?}");
 }

@@ -1,8 +1,10 @@
 //! Hostile transforms inside a running pipeline: an endless loop,
 //! unbounded recursion, unbounded memory growth, a panic on one event, a
-//! huge output and a flood of stdout/stderr are each contained. The poison
-//! events go to the dead letters with the reason; every other event is
-//! counted exactly once.
+//! huge output, a flood of stdout/stderr, a sleep in WASI and a lie about
+//! its outputs are each contained. The poison events go to the dead letters
+//! with the reason; every other event is counted exactly once. A batch in
+//! which every event hangs costs a few budgets, not 2n-1, and a transform
+//! quarantined with no earlier version is no longer called.
 
 use runnel::config::PipelineConfig;
 use runnel::pipeline::Pipeline;
@@ -12,6 +14,12 @@ use std::collections::BTreeMap;
 /// Runs 300 Flood It events plus two events named "poison" through the
 /// hostile guest in `mode`; returns the dead letters' reasons.
 fn run_hostile(mode: &str, memory_mib: u32) -> Vec<String> {
+    run_guest("hostile", mode, memory_mib, "").into_iter().map(|d| d.reason).collect()
+}
+
+/// [`run_hostile`] with any test guest and more settings (a `[pipeline]`
+/// table); returns the dead letters.
+fn run_guest(guest: &str, mode: &str, memory_mib: u32, pipeline: &str) -> Vec<runnel::deadletter::DeadLetter> {
     let dir = tempfile::tempdir().unwrap();
     let good: Vec<String> = flood_it_lines().into_iter().take(300).collect();
     let poison = |i: usize| {
@@ -26,7 +34,7 @@ fn run_hostile(mode: &str, memory_mib: u32) -> Vec<String> {
     lines.insert(201, poison(200));
     let input = dir.path().join("input.ndjson");
     std::fs::write(&input, lines.join("\n")).unwrap();
-    let plugin = runnel::plugin::bundled::built_guest("hostile");
+    let plugin = runnel::plugin::bundled::built_guest(guest);
     let text = format!(
         r#"
 [source]
@@ -45,6 +53,7 @@ max_bytes = 1048576
 [sandbox]
 call_timeout_ms = 200
 max_memory_mib = {memory_mib}
+{pipeline}
 "#,
         input = input.display(),
         plugin = plugin.display(),
@@ -54,6 +63,7 @@ max_memory_mib = {memory_mib}
     let cfg = PipelineConfig::parse(&text).unwrap();
     let counters = Pipeline::from_config(&cfg).unwrap().run().unwrap();
     assert_eq!(counters.events_in, 302);
+    assert_eq!(counters.filtered, 0, "nothing is dropped as filtered: {counters:?}");
     // Every good event is counted once, whatever the plugin did to the poison.
     let mut actual = BTreeMap::new();
     for r in read_rows(&dir.path().join("panes.ndjson")) {
@@ -68,12 +78,13 @@ max_memory_mib = {memory_mib}
         expected_lines = lines.clone();
     } else {
         for d in &dead {
-            assert!(d.payload.as_deref().unwrap().contains("\"event_name\":\"poison\""), "only poison is refused");
-            assert!(d.plugin.as_deref().unwrap().contains("hostile"), "the plugin version is recorded");
+            assert!(d.payload.as_deref().unwrap().contains("\"event_name\":\"poison\""), "only poison is refused: {} {}", d.code, d.reason);
+            assert!(d.plugin.as_deref().unwrap().contains(guest), "the plugin version is recorded");
         }
     }
     assert_eq!(actual, count_per_user_window(&expected_lines, 60_000_000), "mode {mode}: good events counted once");
-    reasons
+    assert_eq!(reasons.len() as u64, counters.dead_letters);
+    dead
 }
 
 fn assert_two(reasons: &[String], needle: &str) {
@@ -110,5 +121,87 @@ fn a_huge_output_is_refused_as_oversized() {
 
 #[test]
 fn a_flood_of_stdout_and_stderr_is_contained() {
-    assert!(run_hostile("print", 48).is_empty());
+    // 2 MiB of output per event: in batches of 8, each call fits its budget
+    // (a whole batch of 256 would not, and would be cut: see below).
+    assert!(run_guest("hostile", "print", 48, "[pipeline]\nbatch_size = 8").is_empty());
+}
+
+#[test]
+fn a_sleep_in_wasi_is_cut_at_the_time_budget() {
+    // std::thread::sleep of an hour waits on WASI's monotonic clock, where
+    // epoch interruption cannot reach: the wait itself is refused.
+    assert_two(&run_hostile("sleep", 48), "asked to wait 3600.000 s");
+    // A wait that fits the budget works.
+    assert!(run_hostile("nap", 48).is_empty());
+}
+
+#[test]
+fn a_transform_that_names_events_outside_its_batch_has_them_dead_lettered() {
+    let dead = run_guest("lying", "", 48, "");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for d in &dead {
+        assert_eq!(d.code, runnel::deadletter::Reason::ContractViolation);
+        assert!(d.reason.contains("broke the contract: its answer names event"), "{}", d.reason);
+    }
+}
+
+/// A pipeline of `n` poison events in batches of `batch`, through the
+/// hostile guest in `mode`, at a 100 ms budget; its counters and dead letters.
+fn all_poison(mode: &str, n: usize, batch: usize) -> (runnel::pipeline::Counters, Vec<runnel::deadletter::DeadLetter>) {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = flood_it_lines()
+        .into_iter()
+        .take(n)
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            v["event_name"] = "poison".into();
+            v.to_string()
+        })
+        .collect();
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let text = format!(
+        "[source]\ntype = \"file\"\npath = \"{}\"\n[transform]\nplugin = \"{}\"\nconfig = {{ mode = \"{mode}\", when = \"poison\" }}\n\
+         [sink]\ntype = \"null\"\n[dead_letters]\npath = \"{}\"\n[pipeline]\nbatch_size = {batch}\n[sandbox]\ncall_timeout_ms = 100\n",
+        input.display(),
+        runnel::plugin::bundled::built_guest("hostile").display(),
+        dir.path().join("dead.ndjson").display()
+    );
+    let counters = Pipeline::from_config(&PipelineConfig::parse(&text).unwrap()).unwrap().run().unwrap();
+    let dead = runnel::deadletter::read(&dir.path().join("dead.ndjson")).unwrap();
+    (counters, dead)
+}
+
+#[test]
+fn a_batch_in_which_every_event_hangs_stops_bisecting_after_a_few_timeouts() {
+    use runnel::deadletter::Reason;
+    let (counters, dead) = all_poison("loop", 64, 64);
+    assert_eq!(dead.len(), 64, "every event is kept as a dead letter");
+    // Bisecting 64 hanging events would take 127 calls; it stops after
+    // enough time-outs to isolate two of them, plus one call for each
+    // half left on the way back up (6 levels).
+    let allowed = runnel::plugin::transform::max_timeouts(64);
+    assert_eq!(allowed, 13);
+    assert!(counters.transform_restarts <= u64::from(allowed) + 6, "{counters:?}");
+    let isolated = dead.iter().filter(|d| d.code == Reason::TimeBudget).count();
+    assert!(isolated >= 2, "at least two events isolated before the budget ran out: {isolated}");
+    let not_tried: Vec<_> = dead.iter().filter(|d| d.code == Reason::NotTried).collect();
+    assert_eq!(not_tried.len(), 64 - isolated, "the rest were not tried");
+    assert!(not_tried[0].reason.contains("ran out of time 13 times in this batch"), "{}", not_tried[0].reason);
+    assert!(dead[0].reason.contains("time budget of 100 ms"), "{}", dead[0].reason);
+}
+
+#[test]
+fn a_quarantined_transform_with_no_earlier_version_is_no_longer_called() {
+    use runnel::deadletter::Reason;
+    // 40 batches of 2 panicking events: quarantined after 5 failing
+    // batches; there is nothing to go back to, so it is not called again.
+    let (counters, dead) = all_poison("panic", 80, 2);
+    assert_eq!(counters.quarantines, 1, "{counters:?}");
+    assert_eq!(dead.len(), 80, "every event is kept as a dead letter");
+    assert_eq!(counters.transform_restarts, 5 * 3, "three calls per failing batch, five batches: {counters:?}");
+    let quarantined = dead.iter().filter(|d| d.code == Reason::Quarantined).count();
+    assert_eq!(quarantined, 80 - 10);
+    let first = dead.iter().find(|d| d.code == Reason::Quarantined).unwrap();
+    assert!(first.reason.contains("is quarantined") && first.reason.contains("runnel dlq replay"), "{}", first.reason);
 }

@@ -57,7 +57,7 @@ impl NativeAddWeekday {
         for i in 0..batch.len() {
             match self.one(i as u32, batch.get(i)) {
                 Ok(e) => out.emitted.push(e),
-                Err(reason) => out.rejected.push(Rejected { source: i as u32, reason }),
+                Err(reason) => out.rejected.push(Rejected { source: i as u32, code: crate::deadletter::Reason::Refused, reason }),
             }
         }
         out

@@ -54,6 +54,7 @@ pub fn run(opts: &DemoOptions) -> Result<Counters> {
             max_out_of_orderness_s: 5.0,
             idle_timeout_s: None,
             startup_hold_s: None,
+            max_future_s: 300.0,
         });
         source = Box::new(PacedSource::new(source, rate));
     }

@@ -19,6 +19,8 @@ use crate::window::watermark::WatermarkSpec;
 /// What a replay did.
 pub struct ReplaySummary {
     pub replayed: usize,
+    /// The byte length of a cut-off last line that was skipped.
+    pub torn_last_line: Option<usize>,
     pub kept_aside: PathBuf,
     pub counters: Counters,
 }
@@ -29,13 +31,27 @@ pub fn replay(config: &Path) -> Result<ReplaySummary> {
     if !path.exists() {
         bail!("there are no dead letters to replay: {} does not exist", path.display());
     }
-    let letters = deadletter::read(&path)?;
+    let (letters, torn) = deadletter::read_all(&path)?;
+    if let Some(bytes) = torn {
+        eprintln!(
+            "skipped the last line of {} ({bytes} bytes, cut off: a run stopped while writing it); \
+             it stays in the file moved aside",
+            path.display()
+        );
+    }
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
     let aside = PathBuf::from(format!("{}.replayed-{stamp}", path.display()));
     std::fs::rename(&path, &aside).with_context(|| format!("cannot move {} aside", path.display()))?;
+    let excerpts = letters.iter().filter(|l| !l.is_whole()).count();
+    if excerpts > 0 {
+        eprintln!(
+            "{excerpts} dead letters hold only an excerpt of an oversized event (their size and BLAKE3 are \
+             recorded): they cannot be replayed and stay in the file moved aside"
+        );
+    }
     let events: Vec<(String, Vec<u8>)> = letters
         .iter()
-        .filter(|l| l.stage != Stage::Sink)
+        .filter(|l| l.stage != Stage::Sink && l.is_whole())
         .map(|l| (l.source.clone(), l.payload_bytes()))
         .collect();
     let replayed = events.len();
@@ -50,6 +66,7 @@ pub fn replay(config: &Path) -> Result<ReplaySummary> {
     eprintln!("replayed {replayed} dead letters; the originals are in {}", aside.display());
     Ok(ReplaySummary {
         replayed,
+        torn_last_line: torn,
         kept_aside: aside,
         counters,
     })

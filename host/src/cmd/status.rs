@@ -119,8 +119,7 @@ pub fn run(opts: &StatusOptions) -> Result<Status> {
     let dead_path = cfg.resolve(&cfg.dead_letters.path);
     if dead_path.exists() {
         for d in crate::deadletter::read(&dead_path)? {
-            let kind = d.reason.split(':').next().unwrap_or("").trim().to_string();
-            *status.dead_letters.entry(format!("{}: {kind}", d.stage.as_str())).or_default() += 1;
+            *status.dead_letters.entry(format!("{}: {}", d.stage.as_str(), d.code)).or_default() += 1;
         }
     }
     status.drained = status.drained();

@@ -27,7 +27,6 @@ pub struct AggregatePlugin {
     pub source: PluginSource,
     pub report: Report,
     limits: Limits,
-    ticks: u64,
     adds: Vec<contract::SlotInput>,
     /// The batch event each queued add is for (`adds[i].event` is 0 when
     /// the plugin reads no payloads).
@@ -59,7 +58,6 @@ impl AggregatePlugin {
             .map_err(|e| anyhow!(describe_failure(&e, limits)))
             .with_context(|| format!("{} refused to start", source.name))?
             .map_err(|reason| anyhow!("{} refused its configuration: {reason}", source.name))?;
-        let ticks = (limits.call_timeout.as_millis() / super::runtime::TICK.as_millis()).max(1) as u64;
         Ok(Self {
             store,
             instance,
@@ -67,7 +65,6 @@ impl AggregatePlugin {
             source,
             report,
             limits,
-            ticks,
             adds: Vec::new(),
             add_events: Vec::new(),
             slots: Vec::new(),
@@ -82,7 +79,7 @@ impl AggregatePlugin {
 
     /// The accumulators of `slots`, as bytes (for a new plugin version).
     pub fn export_state(&mut self, slots: &[u32]) -> Result<Vec<Vec<u8>>> {
-        self.store.set_epoch_deadline(self.ticks);
+        super::runtime::arm_store(&mut self.store, self.limits);
         self.instance
             .runnel_plugin_aggregator()
             .call_export_state(&mut self.store, slots)
@@ -92,7 +89,7 @@ impl AggregatePlugin {
     /// Loads accumulators exported by another version.
     pub fn import_state(&mut self, slots: &[u32], states: Vec<Vec<u8>>) -> Result<()> {
         for (slot, bytes) in slots.iter().zip(states) {
-            self.store.set_epoch_deadline(self.ticks);
+            super::runtime::arm_store(&mut self.store, self.limits);
             self.instance
                 .runnel_plugin_aggregator()
                 .call_import_state(&mut self.store, *slot, &bytes)
@@ -115,7 +112,7 @@ impl AggregatePlugin {
         if self.adds.is_empty() {
             return Ok(());
         }
-        self.store.set_epoch_deadline(self.ticks);
+        super::runtime::arm_store(&mut self.store, self.limits);
         let agg = self.instance.runnel_plugin_aggregator();
         let result = if self.info.needs_payload {
             let batch = wit::EventBatch {
@@ -131,9 +128,18 @@ impl AggregatePlugin {
         };
         let refused = result.map_err(|e| self.fail("add", e))?;
         for r in refused {
-            if let Some(&event) = self.add_events.get(r.index as usize) {
-                rejected.push(RejectedAdd { event, reason: r.reason });
-            }
+            // A refusal of an add it was not given: which accumulator it
+            // left out cannot be known, so its state cannot be trusted.
+            let Some(&event) = self.add_events.get(r.index as usize) else {
+                anyhow::bail!(
+                    "aggregate plugin {} broke the contract in `add`: it refused add {} of {}; its accumulators \
+                     cannot be trusted, so the run stops without acknowledging unwritten input",
+                    self.source.name,
+                    r.index,
+                    self.adds.len()
+                );
+            };
+            rejected.push(RejectedAdd { event, reason: r.reason });
         }
         self.adds.clear();
         self.add_events.clear();
@@ -163,7 +169,7 @@ impl Accumulators for AggregatePlugin {
                     self.flush_adds(events, &mut rejected)?;
                 }
                 AccOp::Merge { target, sources } => {
-                    self.store.set_epoch_deadline(self.ticks);
+                    super::runtime::arm_store(&mut self.store, self.limits);
                     self.instance
                         .runnel_plugin_aggregator()
                         .call_merge(&mut self.store, *target, sources)
@@ -177,7 +183,7 @@ impl Accumulators for AggregatePlugin {
                         self.slots.push(*slot);
                         i += 1;
                     }
-                    self.store.set_epoch_deadline(self.ticks);
+                    super::runtime::arm_store(&mut self.store, self.limits);
                     let values = self
                         .instance
                         .runnel_plugin_aggregator()
@@ -208,7 +214,7 @@ impl Accumulators for AggregatePlugin {
                         self.slots.push(*slot);
                         i += 1;
                     }
-                    self.store.set_epoch_deadline(self.ticks);
+                    super::runtime::arm_store(&mut self.store, self.limits);
                     self.instance
                         .runnel_plugin_aggregator()
                         .call_release(&mut self.store, &self.slots)

@@ -18,6 +18,7 @@ pub mod contract;
 pub mod handover;
 pub mod reload;
 pub mod runtime;
+pub mod sandbox;
 pub mod stderr;
 pub mod transform;
 

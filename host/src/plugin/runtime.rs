@@ -2,7 +2,7 @@
 //! component [`Linker`] with WASI preview 2 linked but nothing granted (no
 //! files, network, environment or arguments; stdout discarded, the tail of
 //! stderr kept for panic messages),
-//! and the per-store limits that make up the sandbox.
+//! and the per-store limits that make up the sandbox (see [`super::sandbox`]).
 //!
 //! Compiled components are cached twice: in memory by content hash (a second
 //! load of the same bytes, a reload back to a known version) and on disk as
@@ -17,9 +17,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::sandbox::{CallDeadline, SandboxLimit, StoreLimiter};
 use super::PluginSource;
 
 /// How long one epoch tick lasts; time budgets are whole ticks.
@@ -68,7 +69,9 @@ impl Default for Limits {
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: StoreLimiter,
+    /// When the call in progress runs out of budget (WASI waits check it).
+    pub(crate) deadline: CallDeadline,
     /// The tail of the guest's stderr (its panic messages).
     pub stderr: super::stderr::StderrTail,
 }
@@ -114,6 +117,7 @@ impl PluginRuntime {
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the WebAssembly engine")?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
+        super::sandbox::shadow_clocks(&mut linker).context("cannot bound WASI's clock waits")?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("runnel-epoch".into())
@@ -234,15 +238,12 @@ impl PluginRuntime {
 
     /// A fresh store with the sandbox applied and no time budget yet.
     pub fn new_store(&self) -> Store<PluginState> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.max_memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
         let stderr = super::stderr::StderrTail::default();
         let state = PluginState {
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
-            limits,
+            limits: StoreLimiter::new(self.limits.max_memory_bytes),
+            deadline: CallDeadline::starting_now(self.limits.call_timeout),
             stderr,
         };
         let mut store = Store::new(&self.engine, state);
@@ -252,11 +253,18 @@ impl PluginRuntime {
         store
     }
 
-    /// Starts a call's time budget.
+    /// Starts a call's time budget: epoch ticks while wasm runs, a
+    /// wall-clock deadline for waits in WASI.
     pub fn arm(&self, store: &mut Store<PluginState>) {
-        let ticks = (self.limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        arm_store(store, self.limits);
     }
+}
+
+/// Starts a call's time budget on `store` (see [`PluginRuntime::arm`]).
+pub fn arm_store(store: &mut Store<PluginState>, limits: Limits) {
+    let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+    store.data_mut().deadline = CallDeadline::starting_now(limits.call_timeout);
 }
 
 /// Writes an artifact atomically (a temporary file renamed into place), so
@@ -271,38 +279,126 @@ fn write_artifact(path: &std::path::Path, component: &Component) -> Result<()> {
     Ok(())
 }
 
+/// Why a plugin call failed, told apart by the error's type (a wasmtime
+/// [`Trap`](wasmtime::Trap) or a [`SandboxLimit`]), never by its text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// Ran past the call's time budget (wasm running).
+    TimeBudget { budget: Duration },
+    /// A sandbox limit: memory, counts, or a WASI wait past the budget.
+    Limit(SandboxLimit),
+    StackOverflow,
+    /// Panicked or aborted, with the guest's own message when it left one.
+    Panic { message: Option<String> },
+    /// Another trap, in wasmtime's words.
+    Trap(String),
+    /// The call failed before or around the guest (instantiation, linking).
+    Host(String),
+    /// The guest answered, but its answer breaks the contract.
+    Contract(String),
+}
+
+impl Failure {
+    /// Whether the call spent its whole time budget: a batch stops
+    /// bisecting after a few of these. (A refused WASI wait costs no time;
+    /// the batch's total span bounds those.)
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Failure::TimeBudget { .. })
+    }
+
+    /// The dead-letter code of events this failure costs.
+    pub fn code(&self) -> crate::deadletter::Reason {
+        use crate::deadletter::Reason;
+        match self {
+            Failure::TimeBudget { .. } | Failure::Limit(SandboxLimit::Wait { .. }) => Reason::TimeBudget,
+            Failure::Limit(_) => Reason::SandboxLimit,
+            Failure::Contract(_) => Reason::ContractViolation,
+            Failure::StackOverflow | Failure::Panic { .. } | Failure::Trap(_) | Failure::Host(_) => Reason::PluginFailed,
+        }
+    }
+
+    /// Classifies a failed call's error.
+    pub fn of(err: &wasmtime::Error, limits: Limits, state: Option<&PluginState>) -> Self {
+        use wasmtime::Trap;
+        if let Some(limit) = err.downcast_ref::<SandboxLimit>() {
+            return Failure::Limit(*limit);
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Failure::TimeBudget { budget: limits.call_timeout },
+            Some(Trap::StackOverflow) => Failure::StackOverflow,
+            Some(Trap::UnreachableCodeReached) => Failure::Panic { message: state.and_then(|s| s.stderr.panic_message()) },
+            Some(other) => Failure::Trap(other.to_string()),
+            None => Failure::Host(format!("{err:#}").lines().next().unwrap_or("unknown error").to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::TimeBudget { budget } => write!(
+                f,
+                "the plugin ran past its time budget of {} ms for one batch (an endless loop?)",
+                budget.as_millis()
+            ),
+            Failure::Limit(limit) => write!(f, "{limit}"),
+            Failure::StackOverflow => write!(f, "the plugin overflowed its stack (unbounded recursion?)"),
+            Failure::Panic { message: None } => write!(f, "the plugin panicked or aborted (wasm `unreachable`)"),
+            Failure::Panic { message: Some(m) } => write!(f, "the plugin panicked or aborted (wasm `unreachable`): {m}"),
+            Failure::Trap(t) => write!(f, "the plugin trapped: {t}"),
+            Failure::Host(e) => write!(f, "the plugin call failed: {e}"),
+            Failure::Contract(e) => write!(f, "the plugin broke the contract: {e}"),
+        }
+    }
+}
+
 /// [`describe_failure`], with the guest's panic message when it left one.
 pub fn describe_failure_in(err: &wasmtime::Error, limits: Limits, state: &PluginState) -> String {
-    let reason = describe_failure(err, limits);
-    match state.stderr.panic_message() {
-        Some(message) if reason.contains("panicked") => format!("{reason}: {message}"),
-        _ => reason,
-    }
+    Failure::of(err, limits, Some(state)).to_string()
 }
 
 /// A readable reason for a failed plugin call: the trap kind in words.
 pub fn describe_failure(err: &wasmtime::Error, limits: Limits) -> String {
-    use wasmtime::Trap;
-    if let Some(trap) = err.downcast_ref::<Trap>() {
-        return match trap {
-            Trap::Interrupt => format!(
-                "the plugin ran past its time budget of {} ms for one batch (an endless loop?)",
-                limits.call_timeout.as_millis()
-            ),
-            Trap::StackOverflow => "the plugin overflowed its stack (unbounded recursion?)".into(),
-            Trap::UnreachableCodeReached => {
-                "the plugin panicked or aborted (wasm `unreachable`)".into()
-            }
-            other => format!("the plugin trapped: {other}"),
-        };
+    Failure::of(err, limits, None).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> PluginRuntime {
+        PluginRuntime::with_cache(Limits { call_timeout: Duration::from_secs(1), max_memory_bytes: 48 << 20 }, None).unwrap()
     }
-    let text = format!("{err:#}");
-    if text.contains("forcing trap when growing memory") || text.contains("memory") && text.contains("limit") {
-        return format!(
-            "the plugin tried to grow its memory past the limit of {} MiB",
-            limits.max_memory_bytes >> 20
-        );
+
+    fn instantiate(runtime: &PluginRuntime, wat: &str) -> wasmtime::Result<()> {
+        let component = Component::from_binary(runtime.engine(), &wat::parse_str(wat).unwrap()).unwrap();
+        let mut store = runtime.new_store();
+        runtime.linker().instantiate(&mut store, &component).map(|_| ())
     }
-    let first = text.lines().next().unwrap_or("unknown error");
-    format!("the plugin call failed: {first}")
+
+    #[test]
+    fn the_memory_limit_bounds_the_whole_instance_not_each_memory() {
+        let runtime = runtime();
+        // Two memories of 32 MiB: each under the 48 MiB limit, not both.
+        let two = "(component (core module $m (memory 512) (memory 512)) (core instance (instantiate $m)))";
+        let err = instantiate(&runtime, two).unwrap_err();
+        let limit = SandboxLimit::Memory { wanted: 64 << 20, limit: 48 << 20 };
+        assert_eq!(Failure::of(&err, runtime.limits(), None), Failure::Limit(limit));
+        // The same bytes in one memory is refused the same way, by type.
+        let one = "(component (core module $m (memory 1024)) (core instance (instantiate $m)))";
+        assert!(matches!(Failure::of(&instantiate(&runtime, one).unwrap_err(), runtime.limits(), None), Failure::Limit(_)));
+        assert!(instantiate(&runtime, "(component (core module $m (memory 256) (memory 256)) (core instance (instantiate $m)))").is_ok());
+    }
+
+    #[test]
+    fn instances_and_tables_are_capped() {
+        let runtime = runtime();
+        let instances = |n: usize| format!("(component (core module $m) {})", "(core instance (instantiate $m))".repeat(n));
+        assert!(instantiate(&runtime, &instances(8)).is_ok());
+        assert!(instantiate(&runtime, &instances(super::super::sandbox::MAX_INSTANCES + 1)).is_err());
+        // A table of 2^21 elements: each element is a pointer the host holds.
+        let table = "(component (core module $m (table 2097152 funcref)) (core instance (instantiate $m)))";
+        let err = instantiate(&runtime, table).unwrap_err();
+        assert!(matches!(Failure::of(&err, runtime.limits(), None), Failure::Limit(SandboxLimit::TableElements { .. })), "{err:#}");
+    }
 }

@@ -12,7 +12,9 @@ use super::bindings::transform::exports::runnel::plugin::transformer as contract
 use super::bindings::transform::runnel::plugin::types as wit;
 use super::bindings::transform::{Transform, TransformPre};
 use super::contract::{load, Kind, Report};
-use super::runtime::{describe_failure, describe_failure_in, PluginRuntime, PluginState};
+use super::runtime::{describe_failure, Failure, Limits, PluginRuntime, PluginState};
+use crate::deadletter::Reason;
+use std::time::Instant;
 use super::PluginSource;
 use crate::accumulate::EventBatch;
 use runnel_event::TimeFormat;
@@ -42,10 +44,11 @@ impl FieldsSpec {
     }
 }
 
-/// An event the transform refused, with the reason.
+/// An event the transform refused (or failed on), with the reason.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejected {
     pub source: u32,
+    pub code: Reason,
     pub reason: String,
 }
 
@@ -127,21 +130,25 @@ impl TransformPlugin {
         Ok(self.live.as_mut().expect("just set"))
     }
 
-    /// One guest call; on failure, the reason in words.
-    fn call(&mut self, runtime: &PluginRuntime, batch: wit::EventBatch) -> (wit::EventBatch, Result<contract::TransformResult, String>) {
+    /// One guest call on a batch of `len` events; a trap, a limit or an
+    /// answer that names events outside the batch is a [`Failure`].
+    fn call(&mut self, runtime: &PluginRuntime, batch: wit::EventBatch) -> (wit::EventBatch, Result<contract::TransformResult, Failure>) {
         let limits = self.limits;
+        let len = batch.ends.len();
         let (store, instance) = match self.instance(runtime) {
             Ok(live) => live,
-            Err(e) => return (batch, Err(format!("{e:#}"))),
+            Err(e) => return (batch, Err(Failure::Host(format!("{e:#}")))),
         };
         runtime.arm(store);
         store.data().stderr.clear();
         let result = instance
             .runnel_plugin_transformer()
             .call_transform(&mut *store, &batch)
-            .map_err(|e| describe_failure_in(&e, limits, store.data()));
+            .map_err(|e| Failure::of(&e, limits, Some(store.data())))
+            .and_then(|r| within(r, len));
         if result.is_err() {
-            // A trapped instance cannot be used again.
+            // A trapped instance cannot be used again (nor trusted after a
+            // broken answer).
             self.live = None;
         }
         (batch, result)
@@ -157,15 +164,19 @@ impl TransformPlugin {
             bytes: std::mem::take(&mut batch.bytes),
             ends: std::mem::take(&mut batch.ends),
         };
+        let started = Instant::now();
         let (wit_batch, result) = self.call(runtime, wit_batch);
         batch.bytes = wit_batch.bytes;
         batch.ends = wit_batch.ends;
         match result {
-            Ok(r) => self.accept(r, 0, batch.len(), &mut out),
-            Err(reason) => {
+            Ok(r) => accept(r, &mut out, Some),
+            Err(failure) => {
                 out.restarts += 1;
+                let mut budget = BisectBudget::new(self.limits, started, batch.len());
+                budget.spend(&failure);
                 let all: Vec<u32> = (0..batch.len() as u32).collect();
-                self.bisect(runtime, batch, &all, reason, &mut out);
+                self.bisect(runtime, batch, &all, failure, &mut budget, &mut out);
+                out.emitted.sort_by_key(|e| e.source);
             }
         }
         out
@@ -182,38 +193,38 @@ impl TransformPlugin {
         let (wit_batch, result) = self.call(runtime, wit_batch);
         batch.bytes = wit_batch.bytes;
         batch.ends = wit_batch.ends;
-        let result = result?;
         let mut out = TransformOutput::default();
-        self.accept(result, 0, batch.len(), &mut out);
+        accept(result.map_err(|f| f.to_string())?, &mut out, Some);
         Ok(out)
     }
 
-    /// Takes a guest result for events `[offset, offset + len)`, checking it.
-    fn accept(&self, r: contract::TransformResult, offset: u32, len: usize, out: &mut TransformOutput) {
-        for mut e in r.emitted {
-            if (e.source as usize) < len {
-                e.source += offset;
-                out.emitted.push(e);
-            }
-        }
-        for rej in r.rejected {
-            if (rej.source as usize) < len {
-                out.rejected.push(Rejected {
-                    source: rej.source + offset,
-                    reason: rej.reason,
-                });
-            }
-        }
-    }
-
-    fn bisect(&mut self, runtime: &PluginRuntime, batch: &EventBatch, events: &[u32], reason: String, out: &mut TransformOutput) {
+    /// Splits a failed set of events in halves and calls each on a fresh
+    /// instance, until each failing event stands alone, or the batch's
+    /// budget is spent: then a failed set is not split again, and its events
+    /// go to the dead letters as not tried (a batch in which every event
+    /// hangs must not cost 2n-1 full budgets; it costs at most the allowed
+    /// time-outs plus one call per level of the split).
+    fn bisect(
+        &mut self,
+        runtime: &PluginRuntime,
+        batch: &EventBatch,
+        events: &[u32],
+        failure: Failure,
+        budget: &mut BisectBudget,
+        out: &mut TransformOutput,
+    ) {
         if events.len() == 1 {
-            out.rejected.push(Rejected {
-                source: events[0],
-                reason,
-            });
+            out.rejected.push(Rejected { source: events[0], code: failure.code(), reason: failure.to_string() });
             return;
         }
+        if let Some(why) = budget.exhausted() {
+            for &source in events {
+                out.rejected.push(Rejected { source, code: Reason::NotTried, reason: format!("{why}; the last failure: {failure}") });
+            }
+            return;
+        }
+        // Each half is still called once when the budget runs out meanwhile
+        // (its events may well be fine); only a failed set is not split.
         let (left, right) = events.split_at(events.len() / 2);
         for half in [left, right] {
             let mut sub = wit::EventBatch {
@@ -225,26 +236,89 @@ impl TransformPlugin {
                 sub.ends.push(sub.bytes.len() as u32);
             }
             match self.call(runtime, sub).1 {
-                Ok(r) => {
-                    // Map the sub-batch's indexes back to the batch's.
-                    for mut e in r.emitted {
-                        if let Some(&i) = half.get(e.source as usize) {
-                            e.source = i;
-                            out.emitted.push(e);
-                        }
-                    }
-                    for rej in r.rejected {
-                        if let Some(&i) = half.get(rej.source as usize) {
-                            out.rejected.push(Rejected { source: i, reason: rej.reason });
-                        }
-                    }
-                }
-                Err(reason) => {
+                // Map the sub-batch's indexes back to the batch's.
+                Ok(r) => accept(r, out, |i| half.get(i as usize).copied()),
+                Err(failure) => {
                     out.restarts += 1;
-                    self.bisect(runtime, batch, half, reason, out);
+                    budget.spend(&failure);
+                    self.bisect(runtime, batch, half, failure, budget, out);
                 }
             }
         }
-        out.emitted.sort_by_key(|e| e.source);
+    }
+}
+
+/// How much isolating a failing batch may cost, after which the events not
+/// run yet are dead-lettered as not tried: enough time-outs to isolate two
+/// hanging events ([`max_timeouts`]), and as many call budgets of
+/// wall-clock time in all, plus [`SPARE_BUDGETS`].
+struct BisectBudget {
+    timeouts_left: u32,
+    allowed: u32,
+    until: Instant,
+    limits: Limits,
+}
+
+/// Call budgets a failing batch may take beyond its allowed time-outs.
+pub const SPARE_BUDGETS: u32 = 4;
+
+/// Time-outs a batch of `n` events may cost: isolating one hanging event
+/// takes about log2(n) of them; this allows two such events.
+pub fn max_timeouts(n: usize) -> u32 {
+    2 * (usize::BITS - n.max(1).saturating_sub(1).leading_zeros()) + 1
+}
+
+impl BisectBudget {
+    fn new(limits: Limits, started: Instant, n: usize) -> Self {
+        let allowed = max_timeouts(n);
+        let until = started + limits.call_timeout * (allowed + SPARE_BUDGETS);
+        Self { timeouts_left: allowed, allowed, until, limits }
+    }
+
+    fn spend(&mut self, failure: &Failure) {
+        if failure.is_timeout() {
+            self.timeouts_left = self.timeouts_left.saturating_sub(1);
+        }
+    }
+
+    fn exhausted(&self) -> Option<String> {
+        if self.timeouts_left == 0 {
+            Some(format!("not run: the plugin ran out of time {} times in this batch", self.allowed))
+        } else if Instant::now() >= self.until {
+            Some(format!(
+                "not run: isolating the plugin's failures in this batch took {} budgets of {} ms",
+                self.allowed + SPARE_BUDGETS,
+                self.limits.call_timeout.as_millis()
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Refuses an answer that names an event outside the `len` it was given:
+/// which events such an output or refusal was meant for cannot be known, so
+/// the call counts as failed (and is bisected down to the events that cause
+/// it), rather than dropping them and counting them as filtered.
+fn within(r: contract::TransformResult, len: usize) -> Result<contract::TransformResult, Failure> {
+    let outside = r.emitted.iter().map(|e| e.source).chain(r.rejected.iter().map(|x| x.source)).find(|&s| s as usize >= len);
+    match outside {
+        Some(s) => Err(Failure::Contract(format!("its answer names event {s} of a batch of {len}"))),
+        None => Ok(r),
+    }
+}
+
+/// Takes a checked guest result, mapping its indexes with `index`.
+fn accept(r: contract::TransformResult, out: &mut TransformOutput, index: impl Fn(u32) -> Option<u32>) {
+    for mut e in r.emitted {
+        if let Some(i) = index(e.source) {
+            e.source = i;
+            out.emitted.push(e);
+        }
+    }
+    for rej in r.rejected {
+        if let Some(source) = index(rej.source) {
+            out.rejected.push(Rejected { source, code: Reason::Refused, reason: rej.reason });
+        }
     }
 }

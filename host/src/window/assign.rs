@@ -93,14 +93,16 @@ impl WindowFn {
         out.clear();
         match *self {
             WindowFn::Fixed { size } => {
+                // Saturating: event times are checked to lie in years 1 to
+                // 9999 before they get here, this is only a second guard.
                 let start = ts - ts.rem_euclid(size);
-                out.push(Window { start, end: start + size });
+                out.push(Window { start, end: start.saturating_add(size) });
             }
             WindowFn::Sliding { size, period } => {
                 let mut start = ts - ts.rem_euclid(period);
-                while start > ts - size {
-                    out.push(Window { start, end: start + size });
-                    start -= period;
+                while start > ts.saturating_sub(size) {
+                    out.push(Window { start, end: start.saturating_add(size) });
+                    start = start.saturating_sub(period);
                 }
             }
             WindowFn::Session { gap } => out.push(Window {

@@ -7,7 +7,14 @@
 //!   seen minus `max_out_of_orderness_s`; elements further behind than that
 //!   are late. When no element arrives for `idle_timeout_s` of processing
 //!   time, the estimate advances with the processing-time clock (as if event
-//!   time kept flowing), so a quiet stream still closes its windows.
+//!   time kept flowing), so a quiet stream still closes its windows. An
+//!   element dated more than `max_future_s` ahead of processing time is
+//!   refused before it is seen (it would drag the estimate ahead, and every
+//!   later element would be late): see [`WatermarkEstimator::check_time`].
+//!
+//! Whatever the mode, event times must lie in years 1 to 9999
+//! ([`MIN_EVENT_TIME_US`], [`MAX_EVENT_TIME_US`]), so window arithmetic
+//! cannot overflow and every window bound prints as a date.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +32,9 @@ pub enum WatermarkSpec {
         idle_timeout_s: Option<f64>,
         #[serde(default)]
         startup_hold_s: Option<f64>,
+        /// Event times further ahead of processing time are refused.
+        #[serde(default = "default_max_future")]
+        max_future_s: f64,
     },
 }
 
@@ -32,12 +42,22 @@ fn default_bound() -> f64 {
     5.0
 }
 
+fn default_max_future() -> f64 {
+    300.0
+}
+
+/// 0001-01-01T00:00:00Z in µs since the epoch.
+pub const MIN_EVENT_TIME_US: i64 = -62_135_596_800_000_000;
+/// 9999-12-31T23:59:59.999999Z in µs since the epoch.
+pub const MAX_EVENT_TIME_US: i64 = 253_402_300_799_999_999;
+
 impl Default for WatermarkSpec {
     fn default() -> Self {
         WatermarkSpec::Bounded {
             max_out_of_orderness_s: default_bound(),
             idle_timeout_s: Some(10.0),
             startup_hold_s: None,
+            max_future_s: default_max_future(),
         }
     }
 }
@@ -53,16 +73,19 @@ pub struct WatermarkEstimator {
     hold: i64,
     /// Processing time before which the watermark stays put.
     hold_until: Option<i64>,
+    /// How far ahead of processing time an event time may be (bounded only).
+    max_future: Option<i64>,
 }
 
 impl WatermarkEstimator {
     pub fn new(spec: &WatermarkSpec) -> Result<Self, String> {
-        let (bound, idle_timeout, hold) = match spec {
-            WatermarkSpec::EndOfInput => (None, None, 0),
+        let (bound, idle_timeout, hold, max_future) = match spec {
+            WatermarkSpec::EndOfInput => (None, None, 0, None),
             WatermarkSpec::Bounded {
                 max_out_of_orderness_s,
                 idle_timeout_s,
                 startup_hold_s,
+                max_future_s,
             } => {
                 let bound = if *max_out_of_orderness_s == 0.0 {
                     0
@@ -76,7 +99,8 @@ impl WatermarkEstimator {
                     Some(s) if *s > 0.0 => seconds_to_us("startup_hold_s", *s)?,
                     _ => 0,
                 };
-                (Some(bound), idle, hold)
+                let max_future = seconds_to_us("[watermark] max_future_s", *max_future_s)?;
+                (Some(bound), idle, hold, Some(max_future))
             }
         };
         Ok(Self {
@@ -86,7 +110,21 @@ impl WatermarkEstimator {
             last_arrival: i64::MIN,
             hold,
             hold_until: None,
+            max_future,
         })
+    }
+
+    /// Refuses an event time outside years 1 to 9999, or (bounded) more
+    /// than `max_future_s` ahead of processing time `now`; the reason says
+    /// which, and what to change.
+    pub fn check_time(&self, ts: i64, now: i64) -> Result<(), TimeRefusal> {
+        if !(MIN_EVENT_TIME_US..=MAX_EVENT_TIME_US).contains(&ts) {
+            return Err(TimeRefusal::OutOfRange(ts));
+        }
+        match self.max_future {
+            Some(ahead) if ts > now.saturating_add(ahead) => Err(TimeRefusal::Future { ts, now, ahead }),
+            _ => Ok(()),
+        }
     }
 
     /// Sets the start-up hold unless the file configured one.
@@ -133,9 +171,52 @@ impl WatermarkEstimator {
     }
 }
 
+/// Why an event time is refused before windowing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeRefusal {
+    /// Outside years 1 to 9999.
+    OutOfRange(i64),
+    /// More than `ahead` µs ahead of processing time `now`.
+    Future { ts: i64, now: i64, ahead: i64 },
+}
+
+impl std::fmt::Display for TimeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            TimeRefusal::OutOfRange(ts) => {
+                write!(f, "event time {ts} µs is outside years 1 to 9999: check the event's time field and [event] time_format")
+            }
+            TimeRefusal::Future { ts, now, ahead } => write!(
+                f,
+                "event time {ts} µs is {:.0} s ahead of processing time, more than [watermark] max_future_s ({:.0} s); \
+                 it would move the watermark past every later event",
+                (ts - now) as f64 / 1e6,
+                ahead as f64 / 1e6
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_far_ahead_or_outside_the_calendar_are_refused() {
+        let bounded = WatermarkEstimator::new(&WatermarkSpec::default()).unwrap();
+        let now = 1_700_000_000_000_000;
+        assert_eq!(bounded.check_time(now + 299_000_000, now), Ok(()));
+        let refusal = bounded.check_time(4_102_444_800_000_000, now).unwrap_err();
+        assert!(matches!(refusal, TimeRefusal::Future { .. }));
+        assert!(refusal.to_string().contains("max_future_s (300 s)"), "{refusal}");
+        for ts in [i64::MAX, i64::MIN, MAX_EVENT_TIME_US + 1, MIN_EVENT_TIME_US - 1] {
+            assert_eq!(bounded.check_time(ts, now), Err(TimeRefusal::OutOfRange(ts)));
+        }
+        // A file is read whole: no clock to be ahead of, but the calendar holds.
+        let exact = WatermarkEstimator::new(&WatermarkSpec::EndOfInput).unwrap();
+        assert_eq!(exact.check_time(4_102_444_800_000_000, now), Ok(()));
+        assert!(exact.check_time(i64::MAX, now).is_err());
+    }
 
     #[test]
     fn messages_from_before_the_start_extend_the_hold() {
@@ -143,6 +224,7 @@ mod tests {
             max_out_of_orderness_s: 0.0,
             idle_timeout_s: None,
             startup_hold_s: Some(10.0),
+            max_future_s: 300.0,
         };
         let mut w = WatermarkEstimator::new(&spec).unwrap();
         w.observe(500_000_000, 0);
@@ -158,6 +240,7 @@ mod tests {
             max_out_of_orderness_s: 5.0,
             idle_timeout_s: Some(10.0),
             startup_hold_s: None,
+            max_future_s: 300.0,
         };
         let mut w = WatermarkEstimator::new(&spec).unwrap();
         assert_eq!(w.current(0), i64::MIN);
@@ -174,6 +257,7 @@ mod tests {
             max_out_of_orderness_s: 0.0,
             idle_timeout_s: None,
             startup_hold_s: Some(15.0),
+            max_future_s: 300.0,
         };
         let mut w = WatermarkEstimator::new(&spec).unwrap();
         w.observe(100_000_000, 1_000_000);

@@ -4,7 +4,9 @@
 //! `event_name` equals `when` trigger the misbehaviour; all others pass
 //! through unchanged. Modes: `panic`, `loop`, `recurse`, `grow` (allocate
 //! without bound), `print` (flood stdout and stderr on every event),
-//! `huge` (emit a 16 MiB event), `init-panic`, `init-refuse`.
+//! `huge` (emit a 16 MiB event), `sleep` (block in WASI's clock for an
+//! hour), `nap` (sleep 1 ms, then pass the event: a wait within the budget
+//! works), `init-panic`, `init-refuse`.
 
 use runnel_sdk::{export_transform, parse_config, Emit, Event, Transform};
 use serde::Deserialize;
@@ -70,6 +72,8 @@ impl Transform for Hostile {
                 "grow" => loop {
                     self.hoard.push(vec![1u8; 1 << 20]);
                 },
+                "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
+                "nap" => std::thread::sleep(std::time::Duration::from_millis(1)),
                 "huge" => {
                     let mut big = b"{\"huge\":\"".to_vec();
                     big.extend(std::iter::repeat_n(b'x', 16 << 20));
