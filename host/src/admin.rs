@@ -16,7 +16,18 @@
 //! TOKEN` (`[admin] token` or `RUNNEL_ADMIN_TOKEN`); without a configured
 //! token such requests are refused. Uploads are limited in size and go
 //! through the same contract check and smoke call as any reload; a refused
-//! one changes nothing.
+//! one changes nothing. Against abuse:
+//! - the token is checked before an upload's body is read: an anonymous
+//!   client's body is never held (it is dropped as it comes, for at most a
+//!   few seconds), and an authorised one must arrive within [`BODY_TIMEOUT`];
+//! - at most [`MAX_CONNECTIONS`] connections are served at once, and a
+//!   request's headers must arrive within [`HEADER_TIMEOUT`];
+//! - the `Host` header must name loopback, the listen address, or one of
+//!   `[admin] allowed_hosts` (a web page elsewhere cannot read the status
+//!   through DNS rebinding);
+//! - listening beyond loopback, `/api/*` and `/metrics` need the token too
+//!   (as the bearer header, or `?token=` for the dashboard's event stream),
+//!   and the start warns about it, and about a token under 16 characters.
 
 use anyhow::{Context, Result};
 use axum::body::Body;
@@ -38,6 +49,16 @@ use crate::status::LiveStatus;
 
 /// How long a reload request waits for the pipeline to swap or refuse.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A request's headers must arrive within this.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// An upload's body must arrive within this.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an unauthorised upload's body is read (and dropped) before the answer.
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(3);
+/// Shorter tokens are warned about at start.
+const SHORT_TOKEN: usize = 16;
 
 /// What the server needs from the pipeline.
 pub struct AdminContext {
@@ -47,6 +68,8 @@ pub struct AdminContext {
     pub files: Vec<(Kind, PathBuf)>,
     pub token: Option<String>,
     pub max_upload_bytes: usize,
+    /// Host names accepted in `Host` besides loopback and the listen address.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A running admin server; dropping it stops it.
@@ -64,8 +87,19 @@ impl AdminServer {
         })?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let exposed = !addr.ip().is_loopback();
+        if exposed {
+            eprintln!(
+                "warning: the admin server listens on {addr}, beyond loopback: anyone who can reach it and holds \
+                 the token can change the pipeline; /api/* and /metrics need the token too"
+            );
+        }
+        if ctx.token.as_ref().is_some_and(|t| t.len() < SHORT_TOKEN) {
+            eprintln!("warning: the admin token is shorter than {SHORT_TOKEN} characters: use a longer, random one");
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = router(Arc::new(ctx));
+        let guard = Guard { exposed, hosts: accepted_hosts(addr, &ctx.allowed_hosts) };
+        let app = router(Arc::new(ctx), guard);
         let thread = std::thread::Builder::new()
             .name("runnel-admin".into())
             .spawn(move || {
@@ -75,11 +109,7 @@ impl AdminServer {
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("a bound listener");
                     tokio::select! {
-                        served = axum::serve(listener, app) => {
-                            if let Err(e) = served {
-                                tracing::error!(error = %e, "the admin server stopped");
-                            }
-                        }
+                        _ = serve(listener, app) => {}
                         _ = rx => {}
                     }
                 });
@@ -104,9 +134,63 @@ impl Drop for AdminServer {
     }
 }
 
+/// Serves connections: at most [`MAX_CONNECTIONS`] at once, each with a
+/// deadline for its request headers (axum's own `serve` has neither).
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "the admin server could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            drop(permit);
+        });
+    }
+}
+
 type Ctx = Arc<AdminContext>;
 
-fn router(ctx: Ctx) -> Router {
+/// What every request is checked against before it is routed.
+#[derive(Clone)]
+struct Guard {
+    /// Listening beyond loopback: reads need the token too.
+    exposed: bool,
+    /// Accepted `Host` names (lowercase, without port).
+    hosts: Vec<String>,
+}
+
+fn accepted_hosts(addr: SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]", "::1"].iter().map(|h| h.to_string()).collect();
+    hosts.push(match addr.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    });
+    hosts.extend(extra.iter().map(|h| h.to_ascii_lowercase()));
+    hosts
+}
+
+/// The host name of a `Host` header value, without its port.
+fn host_name(value: &str) -> String {
+    let value = value.trim().to_ascii_lowercase();
+    if value.starts_with('[') {
+        return value.split(']').next().map(|h| format!("{h}]")).unwrap_or(value);
+    }
+    value.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or(value)
+}
+
+fn router(ctx: Ctx, guard: Guard) -> Router {
+    let checked = ctx.clone();
     Router::new()
         .route("/", get(|| async { axum::response::Html(DASHBOARD) }))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -115,6 +199,34 @@ fn router(ctx: Ctx) -> Router {
         .route("/api/events", get(events))
         .route("/api/reload", post(reload))
         .route("/api/plugins/{kind}", post(upload))
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let (ctx, guard) = (checked.clone(), guard.clone());
+            async move {
+                let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(host_name);
+                if !host.as_ref().is_some_and(|h| guard.hosts.contains(h)) {
+                    return error(
+                        StatusCode::FORBIDDEN,
+                        "this Host is not one the admin server answers to: use its address, or add the name to [admin] allowed_hosts",
+                    );
+                }
+                let path = req.uri().path();
+                if guard.exposed && (path.starts_with("/api/") || path == "/metrics") {
+                    let query_token = req.uri().query().and_then(|q| {
+                        q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(|t| format!("Bearer {t}"))
+                    });
+                    let mut headers = req.headers().clone();
+                    if let (None, Some(t)) = (headers.get(header::AUTHORIZATION), query_token) {
+                        if let Ok(v) = t.parse() {
+                            headers.insert(header::AUTHORIZATION, v);
+                        }
+                    }
+                    if let Err(r) = authorize(&ctx, &headers) {
+                        return *r;
+                    }
+                }
+                next.run(req).await
+            }
+        }))
         .with_state(ctx)
 }
 
@@ -234,6 +346,19 @@ async fn reload(State(ctx): State<Ctx>, headers: HeaderMap, Query(q): Query<Relo
     outcome_response(outcomes)
 }
 
+/// Reads and drops up to `limit` bytes of a body.
+async fn discard(body: Body, limit: usize) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > limit {
+            return;
+        }
+    }
+}
+
 /// The body if it fits in `limit` bytes. A larger one is still read to its
 /// end (up to a bound) and thrown away, so the client gets the answer
 /// instead of a connection closed under it.
@@ -256,12 +381,19 @@ async fn read_limited(body: Body, limit: usize) -> Option<Vec<u8>> {
 }
 
 async fn upload(State(ctx): State<Ctx>, headers: HeaderMap, UrlPath(kind): UrlPath<String>, body: Body) -> Response {
-    // The body is read (or, past the limit, drained) before any answer, so
-    // a client still sending is never cut off with a broken pipe.
-    let bytes = read_limited(body, ctx.max_upload_bytes).await;
+    // The token first: an anonymous client's body is never held. It is
+    // read and thrown away for a few seconds, up to the upload limit, so a
+    // client still sending gets the answer rather than a broken pipe; then
+    // the answer goes out whatever is left.
     if let Err(r) = authorize(&ctx, &headers) {
+        let _ = tokio::time::timeout(DISCARD_TIMEOUT, discard(body, ctx.max_upload_bytes)).await;
         return *r;
     }
+    // An authorised body is read (or, past the limit, drained) before the
+    // answer, so a client still sending is not cut off with a broken pipe.
+    let Ok(bytes) = tokio::time::timeout(BODY_TIMEOUT, read_limited(body, ctx.max_upload_bytes)).await else {
+        return error(StatusCode::REQUEST_TIMEOUT, format!("the upload did not arrive within {} s", BODY_TIMEOUT.as_secs()));
+    };
     let Some(kind) = parse_kind(&kind) else {
         return error(StatusCode::NOT_FOUND, format!("no plugin kind {kind:?}: POST to /api/plugins/transform or /api/plugins/aggregate"));
     };

@@ -449,6 +449,11 @@ pub struct AdminConfig {
     /// Largest plugin upload accepted.
     #[serde(default = "default_max_upload_mib")]
     pub max_upload_mib: usize,
+    /// Host names requests may be addressed to besides loopback ones and
+    /// the listen address (a web page on another site cannot read the
+    /// status through DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn default_admin_listen() -> String {
@@ -464,6 +469,7 @@ impl Default for AdminConfig {
             listen: default_admin_listen(),
             token: None,
             max_upload_mib: default_max_upload_mib(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -379,3 +379,63 @@ pub fn read_all(path: &Path) -> Result<(Vec<DeadLetter>, Option<usize>)> {
     }
     Ok((records, torn))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_by_fixed_code_whatever_the_reasons_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dead = DeadLetters::create(&dir.path().join("dead.ndjson")).unwrap();
+        for i in 0..3_000 {
+            let reason = format!("event_timestamp {i}: not an integer number of microseconds");
+            dead.write((Stage::Decode, Reason::BadTime), &reason, format!("f:{i}"), None, b"{}").unwrap();
+        }
+        dead.flush().unwrap();
+        assert_eq!(dead.counts().len(), 1, "3,000 distinct texts, one code");
+        assert_eq!(dead.counts()[&(Stage::Decode, Reason::BadTime)], 3_000);
+        let read = read(&dir.path().join("dead.ndjson")).unwrap();
+        assert_eq!(read.len(), 3_000);
+        assert!(read.iter().all(|d| d.code == Reason::BadTime));
+        assert_eq!(read[7].reason, "event_timestamp 7: not an integer number of microseconds");
+    }
+
+    #[test]
+    fn an_oversized_payload_is_kept_as_an_excerpt_with_its_size_and_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.ndjson");
+        let mut dead = DeadLetters::create(&path).unwrap();
+        let huge = format!("{{\"pad\":\"{}é\"}}", "x".repeat(MAX_PAYLOAD - 10)).into_bytes();
+        dead.write((Stage::Decode, Reason::Oversized), "oversized", "m/1".into(), None, &huge).unwrap();
+        dead.write((Stage::Decode, Reason::Malformed), "not valid JSON", "m/2".into(), None, b"{small").unwrap();
+        dead.flush().unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() < (MAX_PAYLOAD as u64) + 1024);
+        let read = read(&path).unwrap();
+        assert!(!read[0].is_whole());
+        assert_eq!(read[0].payload_size, Some(huge.len()));
+        assert_eq!(read[0].payload_blake3.as_deref(), Some(blake3::hash(&huge).to_hex().as_str()));
+        assert!(read[0].payload.as_ref().unwrap().len() <= MAX_PAYLOAD);
+        assert!(read[1].is_whole());
+        assert_eq!(read[1].payload_bytes(), b"{small");
+    }
+
+    #[test]
+    fn a_cut_off_last_line_is_skipped_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.ndjson");
+        let mut dead = DeadLetters::create(&path).unwrap();
+        dead.write((Stage::Decode, Reason::Malformed), "not valid JSON", "m/1".into(), None, b"{").unwrap();
+        dead.flush().unwrap();
+        drop(dead);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"time\":\"2026-");
+        std::fs::write(&path, &text).unwrap();
+        let (records, torn) = read_all(&path).unwrap();
+        assert_eq!((records.len(), torn), (1, Some(14)));
+        // A bad line that is not the last is an error naming it.
+        std::fs::write(&path, format!("{{\"time\":\"2026-\n{text}")).unwrap();
+        let e = read_all(&path).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}

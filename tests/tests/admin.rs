@@ -121,3 +121,40 @@ fn the_admin_server_guards_changes_and_swaps_uploaded_plugins() {
     let rows = read_rows(&dir.path().join("panes.ndjson"));
     assert_eq!(pane_counts(&rows), count_per_user_window(&lines, 60_000_000), "no event lost or counted twice");
 }
+
+/// Sends raw request bytes; the status line of the answer, if one comes
+/// within `wait`.
+fn raw(addr: &str, request: &[u8], wait: Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n]).lines().next().map(str::to_string)
+}
+
+#[test]
+fn anonymous_uploads_are_never_held_and_foreign_hosts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, two_days().join("\n")).unwrap();
+    let config_path = runnel_tests::admin_pipeline_file(dir.path(), &input, TOKEN, "");
+    let cfg = PipelineConfig::load(&config_path).unwrap();
+    let pipeline = Pipeline::from_config(&cfg).unwrap();
+    let server = runnel::cmd::run::start_admin(&cfg, None, &pipeline).unwrap().unwrap();
+    let addr = server.addr().to_string();
+
+    // 16 MiB announced, none sent, no token: the answer comes anyway (the
+    // server does not wait for, nor hold, an anonymous body).
+    let upload = format!("POST /api/plugins/transform HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 16777216\r\n\r\n");
+    let answer = raw(&addr, upload.as_bytes(), Duration::from_secs(20)).expect("an answer before the body");
+    assert!(answer.contains(" 401"), "{answer}");
+
+    // A page on another site, rebinding its name to loopback, is refused.
+    let foreign = raw(&addr, b"GET /api/status HTTP/1.1\r\nHost: attacker.example:9464\r\n\r\n", Duration::from_secs(20));
+    assert!(foreign.as_deref().is_some_and(|a| a.contains(" 403")), "{foreign:?}");
+    let local = format!("GET /api/status HTTP/1.1\r\nHost: localhost:{}\r\n\r\n", server.addr().port());
+    assert!(raw(&addr, local.as_bytes(), Duration::from_secs(20)).unwrap().contains(" 200"));
+    assert!(raw(&addr, format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(), Duration::from_secs(20)).unwrap().contains(" 200"));
+}

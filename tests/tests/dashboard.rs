@@ -74,7 +74,12 @@ fn the_dashboard_shows_the_pipelines_own_results_live() {
         startup_hold_s: None,
         max_future_s: 300.0,
     });
-    cfg.admin = Some(runnel::config::AdminConfig { listen: "127.0.0.1:0".into(), token: Some(TOKEN.into()), max_upload_mib: 16 });
+    cfg.admin = Some(runnel::config::AdminConfig {
+        listen: "127.0.0.1:0".into(),
+        token: Some(TOKEN.into()),
+        max_upload_mib: 16,
+        allowed_hosts: Vec::new(),
+    });
     let sink = runnel::sink::ndjson::NdjsonSink::create(
         &panes_path,
         runnel::sink::Columns { key: "user_pseudo_id".into(), value: "event_count".into() },

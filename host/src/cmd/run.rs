@@ -29,6 +29,7 @@ pub fn start_admin(cfg: &PipelineConfig, listen: Option<&str>, pipeline: &Pipeli
         files: pipeline.plugin_files().to_vec(),
         token: admin.token(),
         max_upload_bytes: admin.max_upload_mib << 20,
+        allowed_hosts: admin.allowed_hosts.clone(),
     };
     let server = AdminServer::start(listen.unwrap_or(&admin.listen), ctx)?;
     eprintln!("admin server on http://{} (GET /api/status, POST /api/reload)", server.addr());
