@@ -137,6 +137,8 @@ pub struct Pipeline {
     native: Option<NativePlugins>,
     /// The share of recent elements dropped as late.
     late_share: crate::late_share::LateShare,
+    /// Set (by a signal) to stop between batches; see [`Pipeline::run`].
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Parts a caller supplies instead of the configured ones (the demo's
@@ -297,6 +299,7 @@ impl Pipeline {
             run_started_us: now_us(),
             native: overrides.native,
             late_share: crate::late_share::LateShare::new(cfg.lateness_advice()),
+            stop: Arc::default(),
         })
     }
 
@@ -467,6 +470,11 @@ impl Pipeline {
         });
     }
 
+    /// Setting it stops the run gracefully between batches.
+    pub fn stop_handle(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.stop.clone()
+    }
+
     pub fn dead_letters(&self) -> &DeadLetters {
         &self.dead
     }
@@ -476,10 +484,19 @@ impl Pipeline {
     }
 
     /// Runs until a bounded source ends; then closes every window.
+    ///
+    /// A stop (see [`stop_handle`](Self::stop_handle)) ends it between
+    /// batches instead: panes already fired are written, dead letters
+    /// fsynced, and the windows still open are *not* closed (their panes
+    /// would be incomplete); their messages are handed back to the source at
+    /// once, for a restarted or another instance to count.
     pub fn run(&mut self) -> Result<Counters> {
         let started = Instant::now();
         self.run_started_us = now_us();
         loop {
+            if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return self.stop_now(started);
+            }
             let reading = Instant::now();
             let Some(mut batch) = self.source.next_batch(self.batch_size)? else { break };
             self.latency.source.observe(reading.elapsed());
@@ -506,6 +523,21 @@ impl Pipeline {
         self.dead.flush()?;
         let done = self.acks.release(&self.engine);
         self.source.ack(&done);
+        self.counters.dead_letters = self.dead.total();
+        self.counters.elapsed = started.elapsed();
+        self.publish_status();
+        self.status.update(|s| s.running = false);
+        Ok(self.counters.clone())
+    }
+
+    fn stop_now(&mut self, started: Instant) -> Result<Counters> {
+        self.flush()?;
+        self.sink.finish()?;
+        self.dead.flush()?;
+        let done = self.acks.release(&self.engine);
+        self.source.ack(&done);
+        let handed_back = self.source.close();
+        eprintln!("stopped: windows still open are left to the next run; {handed_back} messages handed back for redelivery");
         self.counters.dead_letters = self.dead.total();
         self.counters.elapsed = started.elapsed();
         self.publish_status();

@@ -11,10 +11,31 @@ use crate::pipeline::{Counters, Pipeline};
 pub fn run(config: &Path, admin: Option<&str>) -> Result<Counters> {
     let cfg = PipelineConfig::load(config)?;
     let mut pipeline = Pipeline::from_config(&cfg)?;
+    stop_on_signals(pipeline.stop_handle())?;
     let _admin = start_admin(&cfg, admin, &pipeline)?;
     let counters = pipeline.run()?;
     super::print_summary(&counters, pipeline.dead_letters());
     Ok(counters)
+}
+
+/// SIGTERM (what Cloud Run, GKE and systemd send before killing) or Ctrl-C
+/// stops the run gracefully (see [`Pipeline::run`]); a second one exits at
+/// once, with status 130.
+pub fn stop_on_signals(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut term, mut int) = rt.block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)) })?;
+    std::thread::Builder::new().name("runnel-signals".into()).spawn(move || {
+        rt.block_on(async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            eprintln!("stopping after this batch (a second signal exits at once) ...");
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        })
+    })?;
+    Ok(())
 }
 
 /// Starts the admin server for `pipeline` if the config or `listen` asks for one.

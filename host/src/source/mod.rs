@@ -80,6 +80,13 @@ pub trait Source {
     fn quiet_for(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// Hands every event not acknowledged yet back to where it came from at
+    /// once (a graceful stop: another or a restarted instance gets them
+    /// without waiting out their leases); returns how many.
+    fn close(&mut self) -> usize {
+        0
+    }
 }
 
 /// Microseconds since the Unix epoch, now.

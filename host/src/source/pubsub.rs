@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use google_cloud_pubsub::subscriber::handler::Handler;
+use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use google_cloud_pubsub::subscriber::MessageStream;
 
 use super::{now_us, Origin, Source, SourceBatch};
@@ -64,6 +65,9 @@ impl PubsubSource {
                     .set_max_outstanding_messages(options.max_outstanding_messages)
                     .set_max_outstanding_bytes(options.max_outstanding_bytes)
                     .set_max_lease_extension(options.lease_extension)
+                    // On close, whatever the client still leases (delivered
+                    // to us or not) is handed back at once.
+                    .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
                     .build(),
             )
         })?;
@@ -172,14 +176,43 @@ impl Source for PubsubSource {
     fn quiet_for(&self) -> Option<Duration> {
         self.last_message.map(|t| t.elapsed())
     }
+
+    fn close(&mut self) -> usize {
+        self.hand_back()
+    }
+}
+
+/// How long closing waits for the hand-back to reach Pub/Sub.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Three of the client's ack/nack flush periods.
+const NACK_FLUSH: Duration = Duration::from_millis(300);
+
+impl PubsubSource {
+    fn hand_back(&mut self) -> usize {
+        let n = self.handlers.len();
+        for (_, h) in self.handlers.drain() {
+            h.nack();
+        }
+        // Let the client's lease loop send them (it flushes every 100 ms)
+        // while the stream is still open: the emulator ignores nacks of a
+        // stream's messages once the stream has closed, and they would come
+        // back only when their lease ran out. Then close, waiting (bounded)
+        // for whatever is still pending, so an exit right after loses none.
+        let token = self.stream.shutdown_token();
+        let _ = self.rt.block_on(async {
+            if n > 0 {
+                tokio::time::sleep(NACK_FLUSH).await;
+            }
+            tokio::time::timeout(CLOSE_TIMEOUT, token.shutdown()).await
+        });
+        n
+    }
 }
 
 impl Drop for PubsubSource {
     fn drop(&mut self) {
         // Unacknowledged messages are redelivered after their deadline:
         // nack them so that happens now rather than later.
-        for (_, h) in self.handlers.drain() {
-            h.nack();
-        }
+        self.hand_back();
     }
 }

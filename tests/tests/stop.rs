@@ -1,0 +1,158 @@
+//! A graceful stop against the emulators (started by scripts/test.sh):
+//! SIGTERM mid-stream makes `runnel run` stop pulling, write what is
+//! complete, hand every held message back at once and exit 0: handed-back
+//! messages are redelivered without waiting out their leases. On demand
+//! (minutes, because of the emulator), a restart then counts every window
+//! exactly as an independent count does.
+
+use runnel_tests::emulators::env;
+use runnel_tests::{count_per_user_window, flood_it_lines, read_rows, rfc3339_us};
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MESSAGES: usize = 2_000;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A pipeline holding every one of [`MESSAGES`] messages, stopped with
+/// SIGTERM; checks the graceful stop. Returns what a restart needs.
+struct Stopped {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    lines: Vec<String>,
+    pipeline: Box<dyn Fn(&str) -> String>,
+}
+
+fn stop_mid_stream() -> Stopped {
+    env("PUBSUB_EMULATOR_HOST");
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+    let port = free_port();
+    // Leases of 60 s: a message not handed back would come back only then.
+    let (panes, dead) = (dir.path().join("panes.ndjson"), dir.path().join("dead.ndjson"));
+    let pipeline = move |extra: &str| {
+        format!(
+            r#"
+[cloud]
+project = "test-project"
+[source]
+type = "pubsub"
+topic = "stop_topic_{tag}"
+subscription = "stop_sub_{tag}"
+ack_deadline_s = 60
+lease_extension_s = 60
+{extra}
+[windowing]
+window = {{ type = "fixed", size_s = 60 }}
+[watermark]
+mode = "bounded"
+max_out_of_orderness_s = 172800
+idle_timeout_s = 3600
+max_future_s = 315360000
+[sink]
+type = "ndjson"
+path = "{panes}"
+[dead_letters]
+path = "{dead}"
+[admin]
+listen = "127.0.0.1:{port}"
+"#,
+            panes = panes.display(),
+            dead = dead.display(),
+        )
+    };
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, pipeline("")).unwrap();
+    runnel::cmd::setup::run(&config).unwrap();
+    let lines: Vec<String> = flood_it_lines().into_iter().take(MESSAGES).collect();
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let opts = runnel::cmd::publish::PublishOptions { file: &input, rate: None, repeat: false, limit: None, quiet: true, retime: false };
+    assert_eq!(runnel::cmd::publish::run(&config, &opts).unwrap(), MESSAGES as u64);
+
+    // Run until every message is held (no window can close: the bound is
+    // two days), then SIGTERM.
+    let mut run = Command::new(runnel_tests::runnel_binary())
+        .args(["--log", "error", "run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = || -> u64 {
+        ureq::get(&format!("http://127.0.0.1:{port}/api/status"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<serde_json::Value>().ok())
+            .and_then(|v| v["counters"]["unacked_messages"].as_u64())
+            .unwrap_or(0)
+    };
+    let until = Instant::now() + Duration::from_secs(180);
+    while held() < MESSAGES as u64 {
+        assert!(Instant::now() < until, "the pipeline held only {} of {MESSAGES} messages", held());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(Command::new("kill").args(["-TERM", &run.id().to_string()]).status().unwrap().success());
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "runnel run did not stop within 60 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(status.success(), "exit 0 after a graceful stop: {status:?}\n{log}");
+    assert!(log.contains(&format!("{MESSAGES} messages handed back for redelivery")), "{log}");
+    assert!(!dir.path().join("panes.ndjson").exists() || read_rows(&dir.path().join("panes.ndjson")).is_empty(), "no incomplete pane was written");
+
+    // Handed back: a peek sees them at once, long before their 60 s leases
+    // end. (The emulator keeps dispatching nacked messages to the stream it
+    // has not noticed is gone, so only part of them shows at once there; on
+    // Google Cloud a nack is an immediate redelivery. Without the hand-back,
+    // none would show for 60 s.)
+    let peek = || {
+        runnel::cmd::status::run(&runnel::cmd::status::StatusOptions { config: &config, admin: Some("127.0.0.1:1"), peek_limit: 10_000 })
+            .unwrap()
+            .waiting_messages
+            .unwrap_or(0)
+    };
+    let stopped = Instant::now();
+    let mut waiting = peek();
+    while waiting == 0 && stopped.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(200));
+        waiting = peek();
+    }
+    assert!(waiting > 0, "held messages are back in the subscription within 5 s of the stop (leases are 60 s)");
+
+    Stopped { dir, config, lines, pipeline: Box::new(pipeline) }
+}
+
+#[test]
+fn sigterm_stops_pulling_writes_nothing_incomplete_and_hands_held_messages_back_at_once() {
+    stop_mid_stream();
+}
+
+#[test]
+#[ignore = "minutes long, at the mercy of the Pub/Sub emulator's redelivery pauses (it keeps dispatching to a \
+            closed stream until its lease ends); run it with scripts/test.sh a_restart_after_sigterm -- --ignored"]
+fn a_restart_after_sigterm_counts_every_window() {
+    let Stopped { dir, config, lines, pipeline } = stop_mid_stream();
+    // A restart drains them: every window equals an independent count. (It
+    // waits out the emulator's 60 s stream lease for the rest: quiet for 90 s.)
+    std::fs::write(&config, pipeline("stop_when_idle_s = 90")).unwrap();
+    let restart = Command::new(runnel_tests::runnel_binary()).args(["--log", "error", "run", "--config"]).arg(&config).output().unwrap();
+    assert!(restart.status.success(), "{}", String::from_utf8_lossy(&restart.stderr));
+    let mut actual = BTreeMap::new();
+    for r in read_rows(&dir.path().join("panes.ndjson")) {
+        let key = (r["user_pseudo_id"].as_str().unwrap().to_string(), rfc3339_us(r["window_start"].as_str().unwrap()));
+        assert!(actual.insert(key, r["event_count"].as_i64().unwrap()).is_none(), "one pane per window");
+    }
+    assert_eq!(actual, count_per_user_window(&lines, 60_000_000));
+    assert!(!dir.path().join("dead.ndjson").exists() || runnel::deadletter::read(&dir.path().join("dead.ndjson")).unwrap().is_empty());
+}
