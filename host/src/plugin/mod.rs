@@ -14,6 +14,7 @@
 pub mod aggregate;
 pub mod bindings;
 pub mod bundled;
+pub mod cache;
 pub mod contract;
 pub mod handover;
 pub mod reload;

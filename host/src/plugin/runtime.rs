@@ -9,6 +9,8 @@
 //! precompiled artifacts (`NAME.cwasm`, keyed by the plugin's BLAKE3 hash and
 //! the engine's compatibility hash), so a restart or a reload of a plugin
 //! compiled before skips Cranelift and loads in well under a millisecond.
+//! The disk cache is private and every artifact authenticated before it is
+//! loaded ([`super::cache`]).
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -95,7 +97,7 @@ pub struct PluginRuntime {
     compiled: Mutex<HashMap<String, Component>>,
     /// The on-disk artifact cache, with the engine's compatibility hash
     /// that is part of every artifact's name.
-    disk: Option<(PathBuf, String)>,
+    disk: Option<(super::cache::ArtifactCache, String)>,
 }
 
 impl PluginRuntime {
@@ -131,7 +133,14 @@ impl PluginRuntime {
             .context("cannot start the epoch ticker thread")?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let disk = cache_dir.map(|d| (d, format!("{:016x}", hasher.finish())));
+        let engine_hash = format!("{:016x}", hasher.finish());
+        let disk = cache_dir.and_then(|d| match super::cache::ArtifactCache::open(&d) {
+            Ok(cache) => Some((cache, engine_hash)),
+            Err(e) => {
+                eprintln!("warning: not using the compiled-plugin cache: {e:#}");
+                None
+            }
+        });
         Ok(Self {
             engine,
             linker,
@@ -166,14 +175,21 @@ impl PluginRuntime {
         }
         let artifact = self.artifact_path(source);
         let mut from = CompiledFrom::Compiled;
-        let cached = artifact.as_ref().filter(|p| p.exists()).and_then(|p| {
-            // Read into memory rather than mapped, so a file changed under a
-            // running pipeline cannot fault it.
-            let bytes = std::fs::read(p).ok()?;
-            // SAFETY: the artifact was written by `Component::serialize` of an
+        let cached = artifact.as_ref().and_then(|p| {
+            let (cache, _) = self.disk.as_ref()?;
+            let bytes = match cache.read(p) {
+                Ok(bytes) => bytes?,
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), "untrusted precompiled plugin, compiling again: {e:#}");
+                    return None;
+                }
+            };
+            // SAFETY: the bytes are exactly what `Component::serialize` of an
             // engine with the same compatibility hash (it is in the file
-            // name), into a directory only runnel writes; wasmtime checks the
-            // header and refuses an artifact of another version or config.
+            // name) wrote: their keyed hash, under a key only this user can
+            // read, matches the tag written with them, in a folder only this
+            // user can write; wasmtime also checks the header and refuses an
+            // artifact of another version or config.
             match unsafe { Component::deserialize(&self.engine, &bytes) } {
                 Ok(c) => Some(c),
                 Err(e) => {
@@ -189,8 +205,8 @@ impl PluginRuntime {
             }
             None => {
                 let c = self.compile_uncached(source)?;
-                if let Some(p) = &artifact {
-                    if let Err(e) = write_artifact(p, &c) {
+                if let (Some(p), Some((cache, _))) = (&artifact, &self.disk) {
+                    if let Err(e) = c.serialize().map_err(anyhow::Error::from).and_then(|bytes| cache.write(p, &bytes)) {
                         tracing::warn!(path = %p.display(), error = %format!("{e:#}"), "cannot cache the compiled plugin");
                     }
                 }
@@ -206,9 +222,9 @@ impl PluginRuntime {
 
     /// Where the precompiled artifact of `source` is (or would be) cached.
     pub fn artifact_path(&self, source: &PluginSource) -> Option<PathBuf> {
-        let (dir, engine) = self.disk.as_ref()?;
+        let (cache, engine) = self.disk.as_ref()?;
         let full = blake3::hash(&source.bytes).to_hex();
-        Some(dir.join(format!("{full}-{engine}.cwasm")))
+        Some(cache.dir().join(format!("{full}-{engine}.cwasm")))
     }
 
     fn compile_uncached(&self, source: &PluginSource) -> Result<Component> {
@@ -265,18 +281,6 @@ pub fn arm_store(store: &mut Store<PluginState>, limits: Limits) {
     let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
     store.set_epoch_deadline(ticks);
     store.data_mut().deadline = CallDeadline::starting_now(limits.call_timeout);
-}
-
-/// Writes an artifact atomically (a temporary file renamed into place), so
-/// a concurrent reader never sees half of one.
-fn write_artifact(path: &std::path::Path, component: &Component) -> Result<()> {
-    let dir = path.parent().expect("artifacts live in a directory");
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let bytes = component.serialize().map_err(anyhow::Error::from)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {}", tmp.display()))?;
-    Ok(())
 }
 
 /// Why a plugin call failed, told apart by the error's type (a wasmtime
@@ -388,6 +392,26 @@ mod tests {
         let one = "(component (core module $m (memory 1024)) (core instance (instantiate $m)))";
         assert!(matches!(Failure::of(&instantiate(&runtime, one).unwrap_err(), runtime.limits(), None), Failure::Limit(_)));
         assert!(instantiate(&runtime, "(component (core module $m (memory 256) (memory 256)) (core instance (instantiate $m)))").is_ok());
+    }
+
+    #[test]
+    fn a_tampered_precompiled_plugin_is_compiled_again_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let source = PluginSource::from_bytes("identity", super::super::bundled::find("identity").unwrap().to_vec());
+        let first = PluginRuntime::with_cache(Limits::default(), Some(cache.clone())).unwrap();
+        assert_eq!(first.compile_traced(&source).unwrap().1, CompiledFrom::Compiled);
+        let artifact = first.artifact_path(&source).unwrap();
+        let trusted = PluginRuntime::with_cache(Limits::default(), Some(cache.clone())).unwrap();
+        assert_eq!(trusted.compile_traced(&source).unwrap().1, CompiledFrom::Disk);
+        // Overwrite code in the middle of the artifact, as an attacker would.
+        let mut bytes = std::fs::read(&artifact).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle..middle + 64].fill(0xcc);
+        std::fs::write(&artifact, &bytes).unwrap();
+        let wary = PluginRuntime::with_cache(Limits::default(), Some(cache)).unwrap();
+        assert_eq!(wary.compile_traced(&source).unwrap().1, CompiledFrom::Compiled, "not deserialised");
+        assert_ne!(std::fs::read(&artifact).unwrap(), bytes, "rewritten");
     }
 
     #[test]
