@@ -116,6 +116,7 @@ fn main() {
             max_outstanding_bytes: 256 << 20,
             stop_when_idle: None,
             lease_extension: Duration::from_secs(20),
+            max_lease: Duration::from_secs(3600),
         },
     )
     .unwrap();

@@ -542,7 +542,39 @@ impl PipelineConfig {
                 bail!("[source] rate must be a positive number of events per second, got {rate}");
             }
         }
+        if matches!(self.source, SourceConfig::Pubsub { .. }) && self.windowing.window == WindowSpec::Global {
+            bail!(
+                "[windowing] window = {{ type = \"global\" }} never closes, so a Pub/Sub message in it could never be \
+                 acknowledged (runnel acknowledges a message once every window it is in is written): the subscription \
+                 would stall at max_outstanding_messages. Use fixed, sliding or session windows with Pub/Sub"
+            );
+        }
         Ok(())
+    }
+
+    /// How long a Pub/Sub message may be held before its windows retire and
+    /// it is acknowledged (`None`: no bound, for sessions): the widest
+    /// window, the allowed lateness, how far the watermark trails, how long
+    /// a quiet input waits before it advances, and the start-up hold. The
+    /// client library's lease of a held message is set to outlast it, so a
+    /// message is never redelivered while still held.
+    pub fn max_hold(&self) -> Option<std::time::Duration> {
+        let window = match self.windowing.window {
+            WindowSpec::Fixed { size_s } | WindowSpec::Sliding { size_s, .. } => size_s,
+            WindowSpec::Session { .. } | WindowSpec::Global => return None,
+        };
+        let (bound, idle, hold) = match self.watermark_spec() {
+            WatermarkSpec::Bounded { max_out_of_orderness_s, idle_timeout_s, startup_hold_s, .. } => {
+                (max_out_of_orderness_s, idle_timeout_s.unwrap_or(0.0), startup_hold_s.unwrap_or(0.0))
+            }
+            WatermarkSpec::EndOfInput => return None,
+        };
+        let redelivery = match &self.source {
+            SourceConfig::Pubsub { ack_deadline_s, lease_extension_s, .. } => (*ack_deadline_s as f64).max(*lease_extension_s as f64) + 5.0,
+            _ => 0.0,
+        };
+        let seconds = window + self.windowing.allowed_lateness_s + bound + idle + hold.max(redelivery);
+        Some(std::time::Duration::from_secs_f64(seconds.max(0.0)))
     }
 
     /// The watermark strategy: configured, or the source's natural one
@@ -597,6 +629,22 @@ mod tests {
         assert_eq!(cfg.aggregate.plugin, "count-events");
         assert_eq!(cfg.sink.value_column, "event_count");
         assert_eq!(cfg.watermark_spec(), WatermarkSpec::EndOfInput);
+    }
+
+    #[test]
+    fn a_held_message_is_leased_for_as_long_as_its_windows_can_hold_it() {
+        let pubsub = "[source]\ntype = \"pubsub\"\nsubscription = \"s\"\nack_deadline_s = 60\nlease_extension_s = 20\n";
+        let cfg = PipelineConfig::parse(&format!(
+            "{pubsub}[windowing]\nwindow = {{ type = \"fixed\", size_s = 3600 }}\nallowed_lateness_s = 1800\n\
+             [watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 600\nidle_timeout_s = 30\n"
+        ))
+        .unwrap();
+        // 3600 + 1800 + 600 + 30 + (60 + 5): past the client's default hour.
+        assert_eq!(cfg.max_hold(), Some(std::time::Duration::from_secs(6095)));
+        let sessions = PipelineConfig::parse(&format!("{pubsub}[windowing]\nwindow = {{ type = \"session\", gap_s = 30 }}\n")).unwrap();
+        assert_eq!(sessions.max_hold(), None, "sessions can grow without bound");
+        let e = PipelineConfig::parse(&format!("{pubsub}[windowing]\nwindow = {{ type = \"global\" }}\n")).unwrap_err().to_string();
+        assert!(e.contains("never closes"), "{e}");
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl Pipeline {
                         max_outstanding_bytes: max_outstanding_mib << 20,
                         stop_when_idle: stop_when_idle_s.map(Duration::from_secs_f64),
                         lease_extension: Duration::from_secs((*lease_extension_s).max(10)),
+                        max_lease: lease_for(cfg),
                     },
                 )?)
             }
@@ -757,6 +758,18 @@ impl Pipeline {
         }
         // Dead letters are durable before any input is acknowledged.
         self.dead.flush()
+    }
+}
+
+/// How long the client library keeps a held message leased: twice the
+/// longest a message can be held (and at least its default of an hour), or
+/// without end when windows have no bound (sessions): a lease that ran out
+/// first would redeliver a message still held, and it would be counted twice.
+fn lease_for(cfg: &PipelineConfig) -> Duration {
+    const CLIENT_DEFAULT: Duration = Duration::from_secs(3600);
+    match cfg.max_hold() {
+        Some(hold) => (hold * 2).max(CLIENT_DEFAULT),
+        None => Duration::MAX,
     }
 }
 

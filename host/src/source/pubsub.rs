@@ -38,6 +38,9 @@ pub struct PubsubOptions {
     pub stop_when_idle: Option<Duration>,
     /// Lease extensions are at most this long (redelivery time after a crash).
     pub lease_extension: Duration,
+    /// The client keeps extending a held message's lease for this long in
+    /// all (see `PipelineConfig::max_hold`).
+    pub max_lease: Duration,
 }
 
 pub struct PubsubSource {
@@ -65,6 +68,7 @@ impl PubsubSource {
                     .set_max_outstanding_messages(options.max_outstanding_messages)
                     .set_max_outstanding_bytes(options.max_outstanding_bytes)
                     .set_max_lease_extension(options.lease_extension)
+                    .set_max_lease(options.max_lease)
                     // On close, whatever the client still leases (delivered
                     // to us or not) is handed back at once.
                     .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
