@@ -142,24 +142,71 @@ def per_user_minute(inputs, value_of, zero):
     return [{"key": u, "window_start": rfc3339(s), "value": v} for (u, s), v in sorted(acc.items())]
 
 
+GAP = 30_000_000
+
+
+def per_user_session(inputs, value_of, zero, gap=GAP):
+    """Session windows (Beam's Sessions): a user's events closer than `gap`
+    apart share a session; the value accumulates over it."""
+    by_user = {}
+    for e in inputs:
+        by_user.setdefault(e["user_pseudo_id"], []).append(e)
+    out = []
+    for user, evs in sorted(by_user.items()):
+        evs = sorted(evs, key=lambda e: e["event_timestamp"])
+        start, end, acc = None, None, zero
+        for e in evs:
+            t = e["event_timestamp"]
+            if start is not None and t < end:
+                end = max(end, t + gap)
+            else:
+                if start is not None:
+                    out.append({"key": user, "window_start": rfc3339(start), "value": acc})
+                start, end, acc = t, t + gap, zero
+            acc = value_of(acc, e)
+        out.append({"key": user, "window_start": rfc3339(start), "value": acc})
+    return out
+
+
+def bridged(e, seconds):
+    """Two sessions of `e`'s user, then an event between them that joins
+    them: the host merges the two accumulators (the plugin's `merge`)."""
+    out = []
+    for dt in seconds:
+        x = dict(e)
+        x["event_timestamp"] = e["event_timestamp"] + dt * 1_000_000
+        out.append(x)
+    return out
+
+
+SESSIONS = {"type": "session", "gap_s": GAP / 1e6}
+
+
 def count_cases():
     count = lambda evs: per_user_minute(evs, lambda a, e: a + 1, 0)
     one_user = pick(lambda e: e["user_pseudo_id"] == ALL[0]["user_pseudo_id"], 8)
     first = [dict(e) for e in ALL[:40]]
+    sessions = lambda evs: per_user_session(evs, lambda a, e: a + 1, 0)
+    joined = bridged(ALL[0], [0, 10, 50, 60, 25])
     visible = [
         case("one event, one window", "A new accumulator starts at 0; each add is +1.", first[:1], count(first[:1])),
         case("one user's events", "Count each user's events per one-minute window.", one_user, count(one_user)),
         case("forty events, many users", "Keys and windows are the host's job; count what you are given.", first, count(first)),
+        case("two sessions joined", "With session windows, an event between two sessions joins them: merge adds the "
+             "two counts.", joined, sessions(joined), window=SESSIONS),
     ]
     boundary = [dict(ALL[0]) for _ in range(3)]
     base = ALL[0]["event_timestamp"] - ALL[0]["event_timestamp"] % MINUTE
     for e, ts in zip(boundary, [base + MINUTE - 1, base + MINUTE, base + MINUTE + 1]):
         e["event_timestamp"] = ts
     many = [dict(e) for e in ALL[5000:5400]]
+    chain = bridged(ALL[0], [0, 40, 80, 120, 20, 100, 60])
     held = [
         case("the minute boundary", "Windows are half-open: an event at exactly hh:mm:00 belongs to the minute that starts then.",
              boundary, count(boundary)),
         case("four hundred events", "Count every event exactly once.", many, count(many)),
+        case("sessions joined one by one", "Each bridging event merges two sessions' counts.", chain, sessions(chain),
+             window=SESSIONS),
     ]
     return visible, held
 
@@ -191,7 +238,14 @@ def revenue_cases():
     mixed_src = [dict(e) for e in ALL[2000:2120]]
     prices = [[0.99, None, 2.49, None, None, 9.99][i % 6] for i in range(len(mixed_src))]
     whole = priced(mine[:2], [3, 2])
+    joined = priced(bridged(ALL[0], [0, 10, 50, 60, 25]), [0.99, 1.99, 4.99, None, 2.49])
+    chain = priced(bridged(ALL[0], [0, 40, 80, 20, 60]), [1.0, 2.0, 4.0, 8.0, 16.0])
+    revenue_sessions = lambda evs: per_user_session(evs, total, 0.0)
+    visible.append(case("two sessions joined", "With session windows, an event between two sessions joins them: merge "
+                        "adds the two sums.", joined, revenue_sessions(joined), window=SESSIONS))
     held = [
+        case("sessions joined one by one", "Each bridging event merges two sessions' sums.", chain, revenue_sessions(chain),
+             window=SESSIONS),
         case("many users, some purchases", "Sum per user and minute; nulls add nothing.", priced(mixed_src, prices), revenue(priced(mixed_src, prices))),
         case("whole-dollar values", "A value written as an integer (3) is a number too.", whole, revenue(whole)),
     ]

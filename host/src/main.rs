@@ -165,7 +165,12 @@ enum Command {
         /// Print JSON (for tools).
         #[arg(long)]
         json: bool,
-        /// Only the cases participants see (not the held-back ones).
+        /// The instructor's folder of held-back cases (NAME/held-back.ndjson
+        /// inside it, e.g. guest-transforms/solutions); without it, only the
+        /// visible cases are graded: held-back cases are never built into runnel.
+        #[arg(long, value_name = "DIR")]
+        held_back: Option<PathBuf>,
+        /// Only the cases participants see, even with --held-back.
         #[arg(long)]
         visible_only: bool,
         /// Where a class's HTML report goes [default: DIR/grade-report.html].
@@ -339,9 +344,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dlq { command: DlqCommand::Replay { config } } => {
             cmd::dlq::replay(&config)?;
         }
-        Command::Grade { exercise, target, json, visible_only, html, jobs } => {
+        Command::Grade { exercise, target, json, visible_only, held_back, html, jobs } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            cmd::grade::run(&cmd::grade::GradeOptions { exercise, target, json, visible_only, html, jobs })?;
+            cmd::grade::run(&cmd::grade::GradeOptions { exercise, target, json, visible_only, held_back, html, jobs })?;
         }
         Command::Exercises => println!("{}", cmd::grade::list()),
         Command::Room { exercise, guests, reference, input, events, json } => {

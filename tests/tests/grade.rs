@@ -15,6 +15,11 @@ fn runtime() -> PluginRuntime {
     PluginRuntime::new(grade::grading_limits()).unwrap()
 }
 
+/// The instructor's folder of held-back cases.
+fn solutions() -> std::path::PathBuf {
+    runnel_tests::repo_root().join("guest-transforms/solutions")
+}
+
 fn crate_wasm(dir: &str, exercise: &str) -> PluginSource {
     PluginSource::from_file(&built_guest(&format!("{dir}-{exercise}"))).unwrap()
 }
@@ -23,6 +28,7 @@ fn crate_wasm(dir: &str, exercise: &str) -> PluginSource {
 fn reference_solutions_score_100_and_untouched_templates_score_0() {
     let rt = runtime();
     for exercise in Exercise::bundled() {
+        let exercise = exercise.with_held_back(&solutions()).unwrap();
         assert!(!exercise.visible.is_empty() && !exercise.held_back.is_empty(), "{}: visible and held-back cases", exercise.name);
         let reference = exercise.reference_plugin().unwrap();
         let solution = grade::grade(&rt, &exercise, &reference, Which::All);
@@ -49,7 +55,7 @@ fn reference_solutions_score_100_and_untouched_templates_score_0() {
 #[test]
 fn a_plausible_wrong_answer_fails_the_case_that_shows_the_mistake() {
     let rt = runtime();
-    let weekday = Exercise::find("02").unwrap();
+    let weekday = Exercise::find("02").unwrap().with_held_back(&solutions()).unwrap();
     let card = grade::grade(&rt, &weekday, &PluginSource::from_file(&built_guest("wrong-weekday")).unwrap(), Which::All);
     let friday = card.cases.iter().find(|c| c.name == "a Friday").unwrap();
     assert!(!friday.passed);
@@ -59,7 +65,7 @@ fn a_plausible_wrong_answer_fails_the_case_that_shows_the_mistake() {
     assert!(card.cases.iter().filter(|c| c.name.contains("refused")).all(|c| c.passed));
     assert!(card.score > 0 && card.score < 100, "{}", grade::report::text(&card));
 
-    let revenue = Exercise::find("04-revenue-per-user").unwrap();
+    let revenue = Exercise::find("04-revenue-per-user").unwrap().with_held_back(&solutions()).unwrap();
     let card = grade::grade(&rt, &revenue, &PluginSource::from_file(&built_guest("wrong-revenue")).unwrap(), Which::All);
     let sums = card.cases.iter().find(|c| c.name == "purchases add up").unwrap();
     assert!(!sums.passed);
@@ -113,6 +119,7 @@ fn a_class_of_thirty_guests_is_graded_with_a_correct_summary() {
         target: guests.clone(),
         json: false,
         visible_only: false,
+        held_back: Some(exercise_dir.clone()),
         html: None,
         jobs: 2,
     })
@@ -206,4 +213,43 @@ fn runnel_try_builds_grades_and_hot_swaps_a_participants_crate() {
     let now = status.snapshot().transform.unwrap();
     assert!(now.starts_with("upload:solution_01_filter_gameplay.wasm@"), "{now}");
     assert!(counters.filtered > 0, "the swapped-in filter dropped non-gameplay events");
+}
+
+/// Held-back cases are the instructor's: they are not built into runnel
+/// (a participant cannot print them), and grading uses them only when the
+/// instructor's folder is given.
+#[test]
+fn held_back_cases_come_only_from_the_instructors_folder() {
+    // As text, so the search is std's (optimised even in a debug build).
+    let binary = String::from_utf8_lossy(&std::fs::read(runnel_tests::runnel_binary()).unwrap()).into_owned();
+    let contains = |needle: &[u8]| binary.contains(std::str::from_utf8(needle).unwrap());
+    for exercise in Exercise::bundled() {
+        assert!(exercise.held_back.is_empty(), "{}: none built in", exercise.name);
+        let with = exercise.clone().with_held_back(&solutions()).unwrap();
+        assert!(!with.held_back.is_empty());
+        let file = std::fs::read_to_string(solutions().join(&exercise.name).join("held-back.ndjson")).unwrap();
+        for (line, case) in file.lines().zip(&with.held_back) {
+            assert!(!contains(line.as_bytes()), "{}: held-back case {:?} is in the binary", exercise.name, case.name);
+        }
+    }
+    let rt = runtime();
+    let weekday = Exercise::find("02").unwrap();
+    let reference = weekday.reference_plugin().unwrap();
+    assert_eq!(grade::grade(&rt, &weekday, &reference, Which::All).total, weekday.visible.len());
+    let e = Exercise::find("02").unwrap().with_held_back(std::path::Path::new("/nonexistent")).unwrap_err().to_string();
+    assert!(e.contains("no held-back cases for 02-add-weekday"), "{e}");
+}
+
+/// Exercise 3 asks for `merge`: a count whose merge does nothing fails the
+/// session cases, in the visible ones and the held-back ones.
+#[test]
+fn a_merge_that_does_nothing_fails_exercise_3() {
+    let rt = runtime();
+    let exercise = Exercise::find("03-count-per-user").unwrap().with_held_back(&solutions()).unwrap();
+    let card = grade::grade(&rt, &exercise, &PluginSource::from_file(&built_guest("forgetful-merge")).unwrap(), Which::All);
+    let failed: Vec<&str> = card.cases.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["two sessions joined", "sessions joined one by one"], "{}", grade::report::text(&card));
+    let joined = card.cases.iter().find(|c| c.name == "two sessions joined").unwrap();
+    assert!(joined.diff.iter().any(|d| d.contains("expected 5")), "{:?}", joined.diff);
+    assert!(joined.hint.contains("merge"));
 }

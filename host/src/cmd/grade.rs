@@ -15,6 +15,8 @@ pub struct GradeOptions {
     pub json: bool,
     /// Only the cases participants see.
     pub visible_only: bool,
+    /// The instructor's folder of held-back cases (`NAME/held-back.ndjson`).
+    pub held_back: Option<PathBuf>,
     /// Where a class's HTML report goes (default: DIR/grade-report.html).
     pub html: Option<PathBuf>,
     pub jobs: usize,
@@ -22,9 +24,20 @@ pub struct GradeOptions {
 
 /// Grades and prints; returns the scorecards.
 pub fn run(opts: &GradeOptions) -> Result<Vec<Scorecard>> {
-    let exercise = Exercise::find(&opts.exercise)?;
+    let mut exercise = Exercise::find(&opts.exercise)?;
+    let which = match (&opts.held_back, opts.visible_only) {
+        (Some(dir), false) => {
+            exercise = exercise.with_held_back(dir)?;
+            Which::All
+        }
+        _ => {
+            if !opts.json {
+                eprintln!("grading on the visible cases (instructors: add yours with --held-back DIR)");
+            }
+            Which::Visible
+        }
+    };
     let runtime = PluginRuntime::new(grade::grading_limits())?;
-    let which = if opts.visible_only { Which::Visible } else { Which::All };
     if opts.target.is_dir() {
         let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             indicatif::ProgressBar::new(0)
@@ -63,18 +76,12 @@ pub fn run(opts: &GradeOptions) -> Result<Vec<Scorecard>> {
 pub fn list() -> String {
     let mut out = String::from("exercise              kind       cases  title\n");
     for e in Exercise::bundled() {
-        out.push_str(&format!(
-            "{:<21} {:<10} {:>2}+{:<2}  {}\n",
-            e.name,
-            e.kind.world(),
-            e.visible.len(),
-            e.held_back.len(),
-            e.title
-        ));
+        out.push_str(&format!("{:<21} {:<10} {:>5}  {}\n", e.name, e.kind.world(), e.visible.len(), e.title));
     }
     out.push_str(
-        "\ncases: visible + held back. Templates: guest-transforms/exercises/NAME (README.md there);\n\
-         check yours with `runnel try guest-transforms/exercises/NAME`.",
+        "\ncases: the visible ones (instructors grade with more: --held-back DIR). Templates:\n\
+         guest-transforms/exercises/NAME (README.md there); check yours with\n\
+         `runnel try guest-transforms/exercises/NAME`.",
     );
     out
 }

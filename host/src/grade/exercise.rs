@@ -36,6 +36,10 @@ pub struct Case {
     /// The plugin's config for this case, instead of the exercise's.
     #[serde(default)]
     pub config: Option<serde_json::Value>,
+    /// Aggregates: the windows of this case, instead of fixed one-minute
+    /// ones (session windows merge, so a case with them grades `merge`).
+    #[serde(default)]
+    pub window: Option<crate::window::WindowSpec>,
     #[serde(skip)]
     pub held_back: bool,
 }
@@ -68,28 +72,45 @@ pub struct Exercise {
     pub reference: Option<String>,
 }
 
+// Only what participants may see is compiled in: the held-back cases stay
+// in the instructor's folder (`guest-transforms/solutions/`), read at
+// grading time with `--held-back DIR` ([`Exercise::with_held_back`]).
 macro_rules! bundled {
     ($($name:literal),* $(,)?) => {
         &[$((
             $name,
             include_str!(concat!("../../../guest-transforms/exercises/", $name, "/exercise.toml")),
             include_str!(concat!("../../../guest-transforms/exercises/", $name, "/cases.ndjson")),
-            include_str!(concat!("../../../guest-transforms/solutions/", $name, "/held-back.ndjson")),
         )),*]
     };
 }
 
-/// Name, `exercise.toml`, visible cases, held-back cases.
-const BUNDLED: &[(&str, &str, &str, &str)] =
+/// Name, `exercise.toml`, visible cases.
+const BUNDLED: &[(&str, &str, &str)] =
     bundled!("01-filter-gameplay", "02-add-weekday", "03-count-per-user", "04-revenue-per-user", "05-flag-anomalies");
 
 impl Exercise {
-    /// The bundled exercises, in order.
+    /// The bundled exercises, in order (visible cases only).
     pub fn bundled() -> Vec<Exercise> {
         BUNDLED
             .iter()
-            .map(|(name, def, visible, held)| Self::parse(name, def, visible, held).expect("bundled exercises are valid"))
+            .map(|(name, def, visible)| Self::parse(name, def, visible, "").expect("bundled exercises are valid"))
             .collect()
+    }
+
+    /// Adds the held-back cases from the instructor's folder: `DIR/NAME/
+    /// held-back.ndjson` (a folder like `guest-transforms/solutions`), or
+    /// `DIR/held-back.ndjson`.
+    pub fn with_held_back(mut self, dir: &Path) -> Result<Exercise> {
+        let path = [dir.join(&self.name).join("held-back.ndjson"), dir.join("held-back.ndjson")]
+            .into_iter()
+            .find(|p| p.exists())
+            .with_context(|| {
+                format!("no held-back cases for {} in {}: expected {}/held-back.ndjson", self.name, dir.display(), dir.join(&self.name).display())
+            })?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        self.held_back = parse_cases(&text, true).with_context(|| format!("in {}", path.display()))?;
+        Ok(self)
     }
 
     /// A bundled exercise by name (`02-add-weekday`, or just `02`), or a
@@ -129,17 +150,7 @@ impl Exercise {
             "aggregate" => Kind::Aggregate,
             other => bail!("exercise.toml: kind is \"transform\" or \"aggregate\", not {other:?}"),
         };
-        let cases = |text: &str, held_back: bool| -> Result<Vec<Case>> {
-            text.lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| {
-                    let mut c: Case = serde_json::from_str(l).with_context(|| format!("case on line {}", i + 1))?;
-                    c.held_back = held_back;
-                    Ok(c)
-                })
-                .collect()
-        };
+        let cases = parse_cases;
         Ok(Exercise {
             name: name.to_string(),
             title: def.title,
@@ -151,7 +162,7 @@ impl Exercise {
         })
     }
 
-    /// The cases to grade.
+    /// The cases to grade (held-back ones only when they were added).
     pub fn cases(&self, which: super::Which) -> impl Iterator<Item = &Case> {
         let held: &[Case] = if which == super::Which::All { &self.held_back } else { &[] };
         self.visible.iter().chain(held)
@@ -174,4 +185,17 @@ impl Exercise {
     pub fn config_for(&self, case: &Case) -> String {
         case.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| self.config.clone())
     }
+}
+
+/// NDJSON test cases.
+fn parse_cases(text: &str, held_back: bool) -> Result<Vec<Case>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let mut c: Case = serde_json::from_str(l).with_context(|| format!("case on line {}", i + 1))?;
+            c.held_back = held_back;
+            Ok(c)
+        })
+        .collect()
 }

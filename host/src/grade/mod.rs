@@ -321,8 +321,15 @@ fn grade_aggregate(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
     };
     let events = EventConfig::default();
     let decoder = Decoder::new(events.key_pointer().expect("the default"), events.event_time().expect("the default"));
+    let window_fn = match &case.window {
+        Some(spec) => match WindowFn::from_spec(spec) {
+            Ok(f) => f,
+            Err(e) => return failed(case, format!("a broken case: {e}")),
+        },
+        None => WindowFn::Fixed { size: 60_000_000 },
+    };
     let mut engine = WindowEngine::new(EngineConfig {
-        window_fn: WindowFn::Fixed { size: 60_000_000 },
+        window_fn,
         trigger: Trigger::compile(&TriggerSpec::Default).expect("the default trigger"),
         accumulating: false,
         allowed_lateness: 0,
