@@ -8,9 +8,15 @@
 //! - Each row's `insertId` is derived from (key, window, pane index), so a
 //!   row written again after a crash or a retry is dropped by BigQuery's
 //!   de-duplication.
-//! - 429 and 5xx answers are retried with exponential backoff (100 ms
-//!   doubling, at most 8 tries); then the write fails and the pipeline stops
+//! - What is retried is decided by the answer's HTTP status (429, 5xx) and
+//!   BigQuery's error reason (`rateLimitExceeded`, `backendError`,
+//!   `internalError`), or by the transport's error kind (time-out,
+//!   connection), never by message text; with exponential backoff (100 ms
+//!   doubling, capped at 30 s) for up to [`RETRY_SPAN`], each request bounded
+//!   by [`REQUEST_TIMEOUT`]. Then the write fails and the pipeline stops
 //!   without acknowledging its input.
+//! - Rows BigQuery marks `stopped` (valid, but held back because another
+//!   row of the request was refused) are sent again, not dead-lettered.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value as Json};
@@ -18,6 +24,7 @@ use std::time::Duration;
 
 use gcp_bigquery_client::model::table_data_insert_all_request::TableDataInsertAllRequest;
 use gcp_bigquery_client::model::table_data_insert_all_request_rows::TableDataInsertAllRequestRows;
+use gcp_bigquery_client::model::table_data_insert_all_response_insert_errors::TableDataInsertAllResponseInsertErrors;
 
 use super::{row, Columns, Provenance, RejectedRow, Sink};
 use crate::cloud::Cloud;
@@ -25,7 +32,12 @@ use crate::window::Pane;
 
 const MAX_ROWS: usize = 500;
 const MAX_BYTES: usize = 9 << 20;
-const MAX_TRIES: u32 = 8;
+/// How long a failing insertAll is retried before the write fails.
+pub const RETRY_SPAN: Duration = Duration::from_secs(300);
+/// Each insertAll request must answer within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Rounds of resending rows BigQuery stopped because of others' errors.
+const STOPPED_ROUNDS: usize = 3;
 
 /// A column of the destination table.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,10 +152,83 @@ pub fn insert_id(pane: &Pane) -> String {
     blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
 }
 
-fn retryable(err: &str) -> bool {
-    ["429", "500", "502", "503", "504", "rate limit", "backendError", "timed out", "connection"]
-        .iter()
-        .any(|s| err.contains(s))
+/// Whether a failed insertAll is worth trying again: by HTTP status and
+/// BigQuery's error reason, or by the transport's error kind.
+fn retryable(err: &gcp_bigquery_client::error::BQError) -> bool {
+    use gcp_bigquery_client::error::BQError;
+    match err {
+        BQError::ResponseError { error } => {
+            let code = error.error.code;
+            let transient = |r: &str| matches!(r, "rateLimitExceeded" | "backendError" | "internalError");
+            code == 429 || (500..600).contains(&code) || error.error.errors.iter().filter_map(|e| e.get("reason")).any(|r| transient(r))
+        }
+        BQError::RequestError(e) => e.is_timeout() || e.is_connect() || e.is_request(),
+        _ => false,
+    }
+}
+
+/// Splits BigQuery's per-row errors into the rows it stopped only because
+/// of another row's error (to send again) and the rows it refused (their
+/// index and reason).
+fn split_insert_errors(errors: &[TableDataInsertAllResponseInsertErrors]) -> (Vec<usize>, Vec<(usize, String)>) {
+    let (mut stopped, mut refused) = (Vec::new(), Vec::new());
+    for e in errors {
+        let pos = e.index.unwrap_or(-1).max(0) as usize;
+        let protos = e.errors.as_deref().unwrap_or_default();
+        if !protos.is_empty() && protos.iter().all(|p| p.reason.as_deref() == Some("stopped")) {
+            stopped.push(pos);
+        } else {
+            let reason = protos
+                .iter()
+                .map(|p| format!("{}: {}", p.reason.clone().unwrap_or_default(), p.message.clone().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            refused.push((pos, reason));
+        }
+    }
+    (stopped, refused)
+}
+
+impl BigQuerySink {
+    /// One insertAll, retried as [`retryable`] says for up to [`RETRY_SPAN`].
+    fn insert(&mut self, rows: &[TableDataInsertAllRequestRows]) -> Result<gcp_bigquery_client::model::table_data_insert_all_response::TableDataInsertAllResponse> {
+        let n = rows.len();
+        let mut retried = 0;
+        let result = self.rt.block_on(async {
+            let started = tokio::time::Instant::now();
+            let mut delay = Duration::from_millis(100);
+            let mut tries = 0;
+            loop {
+                let mut request = TableDataInsertAllRequest::new();
+                request.add_rows(rows.to_vec()).map_err(|e| anyhow!("{e}"))?;
+                let call = self.client.tabledata().insert_all(&self.project, &self.dataset, &self.table, request);
+                tries += 1;
+                let failure = match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+                    Ok(Ok(r)) => return Ok(r),
+                    Ok(Err(e)) if !retryable(&e) => {
+                        bail!("writing {n} rows to {}.{}.{} failed: {e}", self.project, self.dataset, self.table)
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
+                };
+                if started.elapsed() + delay > RETRY_SPAN {
+                    bail!(
+                        "writing {n} rows to {}.{}.{} failed after {tries} tries over {} s: {failure}",
+                        self.project,
+                        self.dataset,
+                        self.table,
+                        started.elapsed().as_secs()
+                    );
+                }
+                tracing::warn!(tries, "BigQuery insertAll failed, retrying in {delay:?}: {failure}");
+                retried += 1;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        });
+        self.retried += retried;
+        result
+    }
 }
 
 impl Sink for BigQuerySink {
@@ -178,58 +263,28 @@ impl Sink for BigQuerySink {
             });
         }
         for rows in batches.into_iter().filter(|b| !b.is_empty()) {
-            let n = rows.len() as u64;
-            let mut retried = 0;
-            let response = self.rt.block_on(async {
-                let mut delay = Duration::from_millis(100);
-                let mut tries = 0;
-                loop {
-                    let mut request = TableDataInsertAllRequest::new();
-                    request.add_rows(rows.clone()).map_err(|e| anyhow!("{e}"))?;
-                    match self.client.tabledata().insert_all(&self.project, &self.dataset, &self.table, request).await {
-                        Ok(r) => return Ok(r),
-                        Err(e) => {
-                            let text = e.to_string();
-                            tries += 1;
-                            if tries >= MAX_TRIES || !retryable(&text) {
-                                bail!(
-                                    "writing {n} rows to {}.{}.{} failed after {tries} tries: {text}",
-                                    self.project,
-                                    self.dataset,
-                                    self.table
-                                );
-                            }
-                            tracing::warn!(tries, "BigQuery insertAll failed, retrying in {delay:?}: {text}");
-                            retried += 1;
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(10));
-                        }
-                    }
-                }
-            });
-            self.retried += retried;
-            let response = response?;
-            // Rows BigQuery itself refused.
-            let mut refused = 0;
-            if let Some(errors) = response.insert_errors {
-                for e in errors {
-                    refused += 1;
-                    let reason = e
-                        .errors
-                        .iter()
-                        .flatten()
-                        .map(|p| format!("{}: {}", p.reason.clone().unwrap_or_default(), p.message.clone().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    let pos = e.index.unwrap_or(-1).max(0) as usize;
+            let mut rows = rows;
+            for round in 0.. {
+                let n = rows.len() as u64;
+                let response = self.insert(&rows)?;
+                let (stopped, refused) = split_insert_errors(response.insert_errors.as_deref().unwrap_or_default());
+                for (pos, reason) in &refused {
                     rejected.push(RejectedRow {
                         pane: usize::MAX,
                         reason: format!("BigQuery refused row {pos}: {reason}"),
-                        row: rows.get(pos).map(|r| r.json.to_string()).unwrap_or_default(),
+                        row: rows.get(*pos).map(|r| r.json.to_string()).unwrap_or_default(),
                     });
                 }
+                self.written += n - (refused.len() + stopped.len()) as u64;
+                if stopped.is_empty() {
+                    break;
+                }
+                if round == STOPPED_ROUNDS {
+                    bail!("BigQuery kept holding back {} valid rows (`stopped`) after {STOPPED_ROUNDS} resends", stopped.len());
+                }
+                // Valid rows held back because of another row: send them again.
+                rows = stopped.iter().filter_map(|&i| rows.get(i).cloned()).collect();
             }
-            self.written += n - refused;
         }
         Ok(rejected)
     }
@@ -262,6 +317,40 @@ mod tests {
         assert!(e.contains("requires column user_pseudo_id"), "{e}");
         let e = validate(&row(r#"{"user_pseudo_id":"U","window_start":"yesterday"}"#), &schema()).unwrap_err();
         assert!(e.contains("TIMESTAMP"), "{e}");
+    }
+
+    #[test]
+    fn retries_are_decided_by_status_and_reason() {
+        use gcp_bigquery_client::error::{BQError, NestedResponseError, ResponseError};
+        let answer = |code: i64, reason: &str| BQError::ResponseError {
+            error: ResponseError {
+                error: NestedResponseError {
+                    code,
+                    errors: vec![[("reason".to_string(), reason.to_string())].into_iter().collect()],
+                    // The text says "rate limit", but the status and reason decide.
+                    message: "connection rate limit 503".into(),
+                    status: String::new(),
+                },
+            },
+        };
+        assert!(retryable(&answer(429, "rateLimitExceeded")));
+        assert!(retryable(&answer(503, "backendError")));
+        assert!(retryable(&answer(400, "backendError")));
+        assert!(!retryable(&answer(400, "invalid")));
+        assert!(!retryable(&answer(404, "notFound")));
+        assert!(!retryable(&BQError::NoToken));
+    }
+
+    #[test]
+    fn stopped_rows_are_sent_again_and_refused_ones_dead_lettered() {
+        use gcp_bigquery_client::model::error_proto::ErrorProto;
+        let error = |index, reason: &str| TableDataInsertAllResponseInsertErrors {
+            index: Some(index),
+            errors: Some(vec![ErrorProto { reason: Some(reason.into()), message: Some(format!("{reason}!")), ..Default::default() }]),
+        };
+        let (stopped, refused) = split_insert_errors(&[error(0, "stopped"), error(1, "invalid"), error(2, "stopped")]);
+        assert_eq!(stopped, [0, 2]);
+        assert_eq!(refused, [(1, "invalid: invalid!".to_string())]);
     }
 
     #[test]
