@@ -14,13 +14,19 @@
 //! - [`ack`]: when an input message may be acknowledged;
 //! - [`decode`]: the host's one-pass read of an event's key and event time;
 //! - [`plugin`]: the wasmtime engine, contract checks, transform and
-//!   aggregate callers, the sandbox, the bundled guests;
+//!   aggregate callers, the sandbox (`plugin::sandbox`: per-instance limits,
+//!   WASI waits bounded by the call budget, typed limit errors), the
+//!   authenticated cache of compiled plugins (`plugin::cache`), the bundled
+//!   guests;
 //! - [`window`]: assigners, triggers, watermarks, the per-(key, window)
 //!   engine and its panes;
 //! - [`accumulate`]: running the engine's accumulator operations against an
 //!   aggregate (the WebAssembly one, or a native count);
 //! - [`sink`]: stdout table, NDJSON, BigQuery, null;
-//! - [`deadletter`]: where bad records go, with reason and provenance;
+//! - [`deadletter`]: where bad records go, with a fixed reason code, the
+//!   detail and provenance;
+//! - [`late_share`]: the share of recent events dropped as late, and the
+//!   warning that names what to change;
 //! - [`ndjson`]: reading NDJSON files (dead letters, panes, goldens);
 //! - [`pipeline`]: wires the stages together, and swaps plugin versions
 //!   between batches;

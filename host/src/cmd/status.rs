@@ -42,10 +42,12 @@ pub struct Status {
     /// Seconds since the running pipeline last received a message.
     pub pipeline_quiet_s: Option<f64>,
     /// How long the pipeline must have received nothing before the drain
-    /// check can trust an empty peek: the stream's lease deadline plus a
-    /// margin (a message leased to the client library but not handed to the
-    /// pipeline is counted nowhere; within this long it is either handed
-    /// over or its lease runs out and a peek sees it).
+    /// check can trust an empty peek: the longer of the subscription's ack
+    /// deadline and the stream's lease, plus a minute. A message leased to
+    /// the client library (or, on the emulator, dispatched to the stream)
+    /// but not handed to the pipeline is counted nowhere; within this long
+    /// it is either handed over or its lease runs out and it is delivered
+    /// again (the emulator can pause such a redelivery for up to a minute).
     pub quiet_needed_s: f64,
     /// The share of recent events dropped as late, and the warning.
     pub late_recent: Option<crate::late_share::RecentLateness>,
@@ -83,8 +85,8 @@ pub fn run(opts: &StatusOptions) -> Result<Status> {
     };
     let needs_cloud = matches!(cfg.source, SourceConfig::Pubsub { .. }) || cfg.sink.kind == SinkKind::Bigquery;
     let cloud = if needs_cloud { Some(Cloud::resolve(&cfg.cloud)?) } else { None };
-    if let SourceConfig::Pubsub { lease_extension_s, .. } = &cfg.source {
-        status.quiet_needed_s = (*lease_extension_s).clamp(10, 600) as f64 + 5.0;
+    if let SourceConfig::Pubsub { lease_extension_s, ack_deadline_s, .. } = &cfg.source {
+        status.quiet_needed_s = ((*lease_extension_s).clamp(10, 600) as f64).max(f64::from(*ack_deadline_s)) + 60.0;
     }
     if let (SourceConfig::Pubsub { subscription, .. }, Some(cloud)) = (&cfg.source, &cloud) {
         let path = cloud.subscription_path(subscription);
