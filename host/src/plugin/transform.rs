@@ -12,9 +12,8 @@ use super::bindings::transform::exports::runnel::plugin::transformer as contract
 use super::bindings::transform::runnel::plugin::types as wit;
 use super::bindings::transform::{Transform, TransformPre};
 use super::contract::{load, Kind, Report};
-use super::runtime::{describe_failure, Failure, Limits, PluginRuntime, PluginState};
+use super::runtime::{describe_failure, Failure, PluginRuntime, PluginState};
 use crate::deadletter::Reason;
-use std::time::Instant;
 use super::PluginSource;
 use crate::accumulate::EventBatch;
 use runnel_event::TimeFormat;
@@ -164,7 +163,6 @@ impl TransformPlugin {
             bytes: std::mem::take(&mut batch.bytes),
             ends: std::mem::take(&mut batch.ends),
         };
-        let started = Instant::now();
         let (wit_batch, result) = self.call(runtime, wit_batch);
         batch.bytes = wit_batch.bytes;
         batch.ends = wit_batch.ends;
@@ -172,7 +170,7 @@ impl TransformPlugin {
             Ok(r) => accept(r, &mut out, Some),
             Err(failure) => {
                 out.restarts += 1;
-                let mut budget = BisectBudget::new(self.limits, started, batch.len());
+                let mut budget = BisectBudget::new(batch.len());
                 budget.spend(&failure);
                 let all: Vec<u32> = (0..batch.len() as u32).collect();
                 self.bisect(runtime, batch, &all, failure, &mut budget, &mut out);
@@ -250,17 +248,13 @@ impl TransformPlugin {
 
 /// How much isolating a failing batch may cost, after which the events not
 /// run yet are dead-lettered as not tried: enough time-outs to isolate two
-/// hanging events ([`max_timeouts`]), and as many call budgets of
-/// wall-clock time in all, plus [`SPARE_BUDGETS`].
+/// hanging events ([`max_timeouts`]). That bounds the time too: every
+/// other call either answers within its budget or fails fast (a trap, a
+/// refused wait), and there are at most two per level of the split.
 struct BisectBudget {
     timeouts_left: u32,
     allowed: u32,
-    until: Instant,
-    limits: Limits,
 }
-
-/// Call budgets a failing batch may take beyond its allowed time-outs.
-pub const SPARE_BUDGETS: u32 = 4;
 
 /// Time-outs a batch of `n` events may cost: isolating one hanging event
 /// takes about log2(n) of them; this allows two such events.
@@ -269,10 +263,9 @@ pub fn max_timeouts(n: usize) -> u32 {
 }
 
 impl BisectBudget {
-    fn new(limits: Limits, started: Instant, n: usize) -> Self {
+    fn new(n: usize) -> Self {
         let allowed = max_timeouts(n);
-        let until = started + limits.call_timeout * (allowed + SPARE_BUDGETS);
-        Self { timeouts_left: allowed, allowed, until, limits }
+        Self { timeouts_left: allowed, allowed }
     }
 
     fn spend(&mut self, failure: &Failure) {
@@ -282,17 +275,7 @@ impl BisectBudget {
     }
 
     fn exhausted(&self) -> Option<String> {
-        if self.timeouts_left == 0 {
-            Some(format!("not run: the plugin ran out of time {} times in this batch", self.allowed))
-        } else if Instant::now() >= self.until {
-            Some(format!(
-                "not run: isolating the plugin's failures in this batch took {} budgets of {} ms",
-                self.allowed + SPARE_BUDGETS,
-                self.limits.call_timeout.as_millis()
-            ))
-        } else {
-            None
-        }
+        (self.timeouts_left == 0).then(|| format!("not run: the plugin ran out of time {} times in this batch", self.allowed))
     }
 }
 
