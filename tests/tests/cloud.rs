@@ -203,3 +203,72 @@ fn dead_letters_are_also_published_to_a_topic_before_input_is_acknowledged() {
     assert_eq!(runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)), 0);
 }
 
+
+/// Messages published while the source is already waiting on an empty
+/// subscription all arrive while they are being published, not after an ack
+/// deadline. Before the source kept its stream in a task of its own, each
+/// 200 ms poll cancelled the client's stream while it was opening (it opens
+/// on its first response): messages the emulator had just put on that
+/// stream were leased to nobody until their 60 s deadline ran out, and the
+/// reopened streams took in a trickle (50-80 messages/s of 500/s).
+#[test]
+fn messages_published_to_a_waiting_source_arrive_without_waiting_out_a_deadline() {
+    use runnel::cloud::{Cloud, CloudConfig};
+    use runnel::source::pubsub::{PubsubOptions, PubsubSource};
+    use runnel::source::Source;
+    let host = emulator("PUBSUB_EMULATOR_HOST");
+    let (topic, subscription) = (unique("live_topic"), unique("live_sub"));
+    let api = format!("http://{host}/v1/projects/test-project");
+    ureq::put(&format!("{api}/topics/{topic}")).send_json(serde_json::json!({})).unwrap();
+    ureq::put(&format!("{api}/subscriptions/{subscription}"))
+        .send_json(serde_json::json!({"topic": format!("projects/test-project/topics/{topic}"), "ackDeadlineSeconds": 60}))
+        .unwrap();
+    let cloud = Cloud::resolve(&CloudConfig { project: Some("test-project".into()), ..Default::default() }).unwrap();
+    let mut source = PubsubSource::connect(
+        &cloud,
+        PubsubOptions {
+            subscription,
+            max_outstanding_messages: 10_000,
+            max_outstanding_bytes: 64 << 20,
+            stop_when_idle: None,
+            lease_extension: Duration::from_secs(60),
+            max_lease: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    // Polled empty for a while first, as a pipeline waiting for its stream.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        assert!(source.next_batch(100).unwrap().unwrap().events.is_empty());
+    }
+    // 40 groups of 25, one every 100 ms, published while the source polls.
+    const GROUPS: usize = 40;
+    const PER_GROUP: usize = 25;
+    let publisher = std::thread::spawn(move || {
+        for g in 0..GROUPS {
+            let messages: Vec<_> = (0..PER_GROUP)
+                .map(|i| serde_json::json!({"data": base64::engine::general_purpose::STANDARD.encode(format!("{{\"n\":{}}}", g * PER_GROUP + i))}))
+                .collect();
+            ureq::post(&format!("{api}/topics/{topic}:publish")).send_json(serde_json::json!({"messages": messages})).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < GROUPS * PER_GROUP && std::time::Instant::now() < deadline {
+        let batch = source.next_batch(100).unwrap().unwrap();
+        for i in 0..batch.events.len() {
+            let v: serde_json::Value = serde_json::from_slice(batch.events.get(i)).unwrap();
+            assert!(seen.insert(v["n"].as_u64().unwrap()), "delivered twice: {v}");
+        }
+        source.ack(&batch.ack_tokens);
+    }
+    publisher.join().unwrap();
+    assert_eq!(
+        seen.len(),
+        GROUPS * PER_GROUP,
+        "received {} of {} within 30 s of publishing them (the ack deadline is 60 s)",
+        seen.len(),
+        GROUPS * PER_GROUP
+    );
+}

@@ -4,15 +4,25 @@
 //! of every message whose handler is held; the pipeline acknowledges a
 //! message only once every pane it contributed to is written (see
 //! `pipeline::AckTracker`), so delivery is at-least-once.
+//!
+//! The client's `MessageStream::next` must never be cancelled: opening the
+//! stream waits for its first response inside `next`, so a timeout around it
+//! drops a stream the server has just filled (those messages then wait out
+//! their ack deadline) and opens a new one, which the emulator answers
+//! slowly. Polling it with a 200 ms timeout made runnel take in 50-80
+//! messages/s of a 500/s stream. So one task owns the stream and forwards
+//! each message into a channel, and `next_batch` waits on the channel, whose
+//! `recv` is safe to time out.
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::subscriber::handler::Handler;
-use google_cloud_pubsub::subscriber::ShutdownBehavior;
-use google_cloud_pubsub::subscriber::MessageStream;
+use google_cloud_pubsub::subscriber::{ShutdownBehavior, ShutdownToken};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::{now_us, Origin, Source, SourceBatch};
 use crate::accumulate::EventBatch;
@@ -43,9 +53,16 @@ pub struct PubsubOptions {
     pub max_lease: Duration,
 }
 
+/// What the forwarding task hands over: a message and its handler, or the
+/// stream's permanent error.
+type Delivery = google_cloud_pubsub::Result<(Message, Handler)>;
+
 pub struct PubsubSource {
     rt: tokio::runtime::Runtime,
-    stream: MessageStream,
+    /// Messages the stream's task has received, in order. Unbounded because
+    /// the client's flow control already bounds how many are outstanding.
+    deliveries: UnboundedReceiver<Delivery>,
+    shutdown: ShutdownToken,
     handlers: HashMap<u64, Handler>,
     next_token: u64,
     options: PubsubOptions,
@@ -60,7 +77,7 @@ impl PubsubSource {
     pub fn connect(cloud: &Cloud, options: PubsubOptions) -> Result<Self> {
         let rt = crate::cloud::runtime()?;
         let path = cloud.subscription_path(&options.subscription);
-        let stream = rt.block_on(async {
+        let mut stream = rt.block_on(async {
             let subscriber = cloud.subscriber().await?;
             Ok::<_, anyhow::Error>(
                 subscriber
@@ -75,9 +92,21 @@ impl PubsubSource {
                     .build(),
             )
         })?;
+        let shutdown = stream.shutdown_token();
+        let (tx, deliveries) = unbounded_channel();
+        // Ends when the stream ends (shutdown, or after a permanent error)
+        // or when the source is dropped.
+        rt.spawn(async move {
+            while let Some(item) = stream.next().await {
+                if tx.send(item).is_err() {
+                    break;
+                }
+            }
+        });
         Ok(Self {
             rt,
-            stream,
+            deliveries,
+            shutdown,
             handlers: HashMap::new(),
             next_token: 0,
             name: format!("pubsub:{}", options.subscription).into(),
@@ -102,12 +131,12 @@ impl Source for PubsubSource {
         let mut ids = Vec::new();
         let mut tokens = Vec::new();
         let mut attributes = Vec::new();
-        let stream = &mut self.stream;
+        let deliveries = &mut self.deliveries;
         let received: Vec<_> = self.rt.block_on(async {
             let mut out = Vec::new();
             let mut deadline = tokio::time::Instant::now() + POLL;
             while out.len() < max {
-                match tokio::time::timeout_at(deadline, stream.next()).await {
+                match tokio::time::timeout_at(deadline, deliveries.recv()).await {
                     Ok(Some(item)) => {
                         if out.is_empty() {
                             deadline = tokio::time::Instant::now() + LINGER;
@@ -193,16 +222,23 @@ const NACK_FLUSH: Duration = Duration::from_millis(300);
 
 impl PubsubSource {
     fn hand_back(&mut self) -> usize {
-        let n = self.handlers.len();
+        let mut n = self.handlers.len();
         for (_, h) in self.handlers.drain() {
             h.nack();
+        }
+        // Received by the stream's task but not yet handed to the pipeline.
+        while let Ok(item) = self.deliveries.try_recv() {
+            if let Ok((_, h)) = item {
+                h.nack();
+                n += 1;
+            }
         }
         // Let the client's lease loop send them (it flushes every 100 ms)
         // while the stream is still open: the emulator ignores nacks of a
         // stream's messages once the stream has closed, and they would come
         // back only when their lease ran out. Then close, waiting (bounded)
         // for whatever is still pending, so an exit right after loses none.
-        let token = self.stream.shutdown_token();
+        let token = self.shutdown.clone();
         let _ = self.rt.block_on(async {
             if n > 0 {
                 tokio::time::sleep(NACK_FLUSH).await;
