@@ -143,9 +143,6 @@ fn status_json(w: &Workshop) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "minutes long and at the mercy of the Pub/Sub emulator's delivery (it passed twice here, 387 s, and \
-            once did not drain within 360 s in a fresh-clone CI run: 1,547 messages still held); run it with \
-            scripts/test.sh following_workshop_md -- --ignored"]
 fn following_workshop_md_counts_every_event_it_was_sent() {
     let w = workshop();
     assert!(w.publish.contains("--loop"), "the document publishes in a loop: {}", w.publish);
