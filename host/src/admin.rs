@@ -220,6 +220,13 @@ fn router(ctx: Ctx, guard: Guard) -> Router {
                             headers.insert(header::AUTHORIZATION, v);
                         }
                     }
+                    if headers.get(header::AUTHORIZATION).is_none() && ctx.token.is_some() {
+                        return error(
+                            StatusCode::UNAUTHORIZED,
+                            "the admin server listens beyond loopback, so reading it needs the token too: send \
+                             `Authorization: Bearer TOKEN`, or add ?token=TOKEN to the address",
+                        );
+                    }
                     if let Err(r) = authorize(&ctx, &headers) {
                         return *r;
                     }

@@ -158,3 +158,85 @@ fn anonymous_uploads_are_never_held_and_foreign_hosts_are_refused() {
     assert!(raw(&addr, local.as_bytes(), Duration::from_secs(20)).unwrap().contains(" 200"));
     assert!(raw(&addr, format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(), Duration::from_secs(20)).unwrap().contains(" 200"));
 }
+
+/// A pipeline over the bundled events with its admin server started from
+/// the file as `runnel run` does, `listen` replacing loopback's port 0.
+fn admin_server(dir: &std::path::Path, listen: &str) -> (Pipeline, runnel::admin::AdminServer) {
+    let input = dir.join("input.ndjson");
+    std::fs::write(&input, two_days().join("\n")).unwrap();
+    let config_path = runnel_tests::admin_pipeline_file(dir, &input, TOKEN, "");
+    let text = std::fs::read_to_string(&config_path).unwrap().replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{listen}\""));
+    std::fs::write(&config_path, text).unwrap();
+    let cfg = PipelineConfig::load(&config_path).unwrap();
+    let pipeline = Pipeline::from_config(&cfg).unwrap();
+    let server = runnel::cmd::run::start_admin(&cfg, None, &pipeline).unwrap().unwrap();
+    (pipeline, server)
+}
+
+#[test]
+fn slow_clients_cannot_hold_the_admin_server() {
+    use runnel::admin::{HEADER_TIMEOUT, MAX_CONNECTIONS};
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (_pipeline, server) = admin_server(dir.path(), "127.0.0.1:0");
+    let addr = server.addr().to_string();
+    // Every connection the server takes, each with headers it never ends.
+    let started = std::time::Instant::now();
+    let mut slow: Vec<std::net::TcpStream> = (0..MAX_CONNECTIONS)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    // One more is not served while they hold every slot...
+    let waiting = raw(&addr, format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(), Duration::from_secs(2));
+    assert_eq!(waiting, None, "at most {MAX_CONNECTIONS} connections are served at once");
+    // ...and each of them is closed once its headers are overdue.
+    for s in &mut slow {
+        s.set_read_timeout(Some(HEADER_TIMEOUT + Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).expect("closed (or answered) when its headers are overdue, not left open");
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(started.elapsed() >= HEADER_TIMEOUT, "not before the header deadline");
+    drop(slow);
+    let served = raw(&addr, format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(), Duration::from_secs(20));
+    assert!(served.is_some_and(|a| a.contains(" 200")), "served again once the slow ones are gone");
+}
+
+#[test]
+fn beyond_loopback_reading_needs_the_token_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_pipeline, server) = admin_server(dir.path(), "0.0.0.0:0");
+    let port = server.addr().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let code = |path: &str, token: Option<&str>| {
+        let mut req = ureq::get(&format!("{base}{path}"));
+        if let Some(t) = token {
+            req = req.set("authorization", &format!("Bearer {t}"));
+        }
+        match req.call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(code("/healthz", None), 200, "health stays open (for load balancers)");
+    for path in ["/api/status", "/api/events", "/metrics"] {
+        assert_eq!(code(path, None), 401, "{path} without the token");
+        assert_eq!(code(path, Some("wrong-token-of-some-length")), 401, "{path} with a wrong token");
+    }
+    assert_eq!(code("/api/status", Some(TOKEN)), 200);
+    assert_eq!(code(&format!("/metrics?token={TOKEN}"), None), 200, "a scraper can put the token in the address");
+    let refused = ureq::get(&format!("{base}/api/status")).call().unwrap_err();
+    let ureq::Error::Status(_, r) = refused else { panic!("{refused}") };
+    let text = r.into_string().unwrap();
+    assert!(text.contains("?token="), "says how to send the token: {text}");
+
+    // On loopback the same reads are open.
+    let dir = tempfile::tempdir().unwrap();
+    let (_pipeline, local) = admin_server(dir.path(), "127.0.0.1:0");
+    assert_eq!(ureq::get(&format!("http://{}/api/status", local.addr())).call().unwrap().status(), 200);
+}
