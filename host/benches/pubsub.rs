@@ -1,12 +1,16 @@
 //! Pub/Sub ingest against the emulator: runnel's consume rate next to the
 //! emulator's own ceiling, measured in the same run by a plain reference
-//! consumer (the same client library, streaming pull, ack on receipt).
+//! consumer (the same client library, streaming pull, ack on receipt), for
+//! a backlog published before the consumers start; then, live, runnel's
+//! consume rate while messages are published at a fixed rate (as in the
+//! workshop), next to that rate. The live case is the one a cancelled
+//! stream slowed to 50-80 of 500 messages/s (source/pubsub.rs).
 //!
 //! Needs the emulator (`eval "$(scripts/emulators.sh start)"`); skips
 //! itself without one.
 //!
-//!   cargo bench -p runnel --bench pubsub            # 20,000 messages
-//!   cargo bench -p runnel --bench pubsub -- --smoke # 2,000
+//!   cargo bench -p runnel --bench pubsub            # 20,000 messages; live: 10,000 at 500/s
+//!   cargo bench -p runnel --bench pubsub -- --smoke # 2,000; live: 1,000 at 500/s
 
 use runnel::cloud::{Cloud, CloudConfig};
 use runnel::config::PipelineConfig;
@@ -66,19 +70,14 @@ fn main() {
     let (sub_ref, sub_runnel) = (format!("bench-ref-{tag}"), format!("bench-runnel-{tag}"));
     rest(&host, &format!("topics/{topic}"), serde_json::json!({}));
     for s in [&sub_ref, &sub_runnel] {
-        rest(&host, &format!("subscriptions/{s}"), serde_json::json!({"topic": format!("projects/bench-project/topics/{topic}"), "ackDeadlineSeconds": 60}));
+        rest(
+            &host,
+            &format!("subscriptions/{s}"),
+            serde_json::json!({"topic": format!("projects/bench-project/topics/{topic}"), "ackDeadlineSeconds": 60}),
+        );
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pipeline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[cloud]\nproject = \"bench-project\"\n[source]\ntype = \"pubsub\"\ntopic = \"{topic}\"\nsubscription = \"{sub_runnel}\"\n\
-             [transform]\nplugin = \"add-weekday\"\n[watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 10\nstartup_hold_s = 0\n\
-             [sink]\ntype = \"null\"\n[dead_letters]\npath = \"dead.ndjson\"\n"
-        ),
-    )
-    .unwrap();
+    let config = pipeline_file(dir.path(), &topic, &sub_runnel);
     let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/floodit-events.ndjson.gz");
     let t = Instant::now();
     let opts = runnel::cmd::publish::PublishOptions { file: &events, rate: None, repeat: true, limit: Some(n), quiet: true, retime: false };
@@ -107,11 +106,75 @@ fn main() {
     });
 
     // runnel: the workshop pipeline (add-weekday, count per user per minute).
-    let cfg = PipelineConfig::load(&config).unwrap();
+    let runnel_rate = consume(&cloud, &config, &sub_runnel, n);
+
+    // Live: runnel waits on an empty subscription; messages are published
+    // at a fixed rate meanwhile.
+    let (n_live, live_rate) = (if smoke { 1_000 } else { 10_000 }, 500.0);
+    let (topic_live, sub_live) = (format!("bench-live-topic-{tag}"), format!("bench-live-{tag}"));
+    rest(&host, &format!("topics/{topic_live}"), serde_json::json!({}));
+    rest(
+        &host,
+        &format!("subscriptions/{sub_live}"),
+        serde_json::json!({"topic": format!("projects/bench-project/topics/{topic_live}"), "ackDeadlineSeconds": 60}),
+    );
+    let live_dir = tempfile::tempdir().unwrap();
+    let live_config = pipeline_file(live_dir.path(), &topic_live, &sub_live);
+    let publisher = {
+        let (config, events) = (live_config.clone(), events.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            let t = Instant::now();
+            let opts = runnel::cmd::publish::PublishOptions {
+                file: &events,
+                rate: Some(live_rate),
+                repeat: true,
+                limit: Some(n_live),
+                quiet: true,
+                retime: false,
+            };
+            runnel::cmd::publish::run(&config, &opts).unwrap();
+            n_live as f64 / t.elapsed().as_secs_f64()
+        })
+    };
+    let runnel_live = consume(&cloud, &live_config, &sub_live, n_live);
+    let published_live = publisher.join().unwrap();
+
+    println!("| Pub/Sub ingest against the emulator ({n} Flood It messages) | msg/s |");
+    println!("|---|---|");
+    println!("| publish (runnel publish) | {publish_rate:.0} |");
+    println!("| reference consumer: streaming pull, ack on receipt (the emulator's ceiling) | {reference_rate:.0} |");
+    println!("| runnel: add-weekday + count per user per minute, ack after the panes are written | {runnel_rate:.0} |");
+    println!("| runnel / reference | {:.2} |", runnel_rate / reference_rate);
+    println!("| live: published at a fixed rate ({n_live} messages) | {published_live:.0} |");
+    println!("| live: runnel, first to last message | {runnel_live:.0} |");
+    println!("| live: runnel / publish rate | {:.2} |", runnel_live / published_live);
+}
+
+/// The workshop pipeline (add-weekday, count per user per minute, ack after
+/// the panes are written) on `topic` / `subscription`, written into `dir`.
+fn pipeline_file(dir: &std::path::Path, topic: &str, subscription: &str) -> std::path::PathBuf {
+    let config = dir.join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cloud]\nproject = \"bench-project\"\n[source]\ntype = \"pubsub\"\ntopic = \"{topic}\"\nsubscription = \"{subscription}\"\n\
+             [transform]\nplugin = \"add-weekday\"\n[watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 10\nstartup_hold_s = 0\n\
+             [sink]\ntype = \"null\"\n[dead_letters]\npath = \"dead.ndjson\"\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Runs the pipeline of `config` on the first `n` messages of
+/// `subscription`; its rate from the first message to the n-th.
+fn consume(cloud: &Cloud, config: &std::path::Path, subscription: &str, n: u64) -> f64 {
+    let cfg = PipelineConfig::load(config).unwrap();
     let source = PubsubSource::connect(
-        &cloud,
+        cloud,
         PubsubOptions {
-            subscription: sub_runnel.clone(),
+            subscription: subscription.to_string(),
             max_outstanding_messages: 50_000,
             max_outstanding_bytes: 256 << 20,
             stop_when_idle: None,
@@ -124,14 +187,7 @@ fn main() {
     let limited = FirstN { inner: source, limit: n, seen: 0, span: span.clone() };
     let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(limited)), ..Default::default() }).unwrap();
     let counters = pipeline.run().unwrap();
-    let (first, last) = *span.lock().unwrap();
-    let runnel_rate = n as f64 / (last.unwrap() - first.unwrap()).as_secs_f64();
     assert!(counters.events_in >= n, "runnel got {} of {n} messages", counters.events_in);
-
-    println!("| Pub/Sub ingest against the emulator ({n} Flood It messages) | msg/s |");
-    println!("|---|---|");
-    println!("| publish (runnel publish) | {publish_rate:.0} |");
-    println!("| reference consumer: streaming pull, ack on receipt (the emulator's ceiling) | {reference_rate:.0} |");
-    println!("| runnel: add-weekday + count per user per minute, ack after the panes are written | {runnel_rate:.0} |");
-    println!("| runnel / reference | {:.2} |", runnel_rate / reference_rate);
+    let (first, last) = *span.lock().unwrap();
+    n as f64 / (last.unwrap() - first.unwrap()).as_secs_f64()
 }

@@ -11,8 +11,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
-#[ignore = "slow and at the mercy of the Pub/Sub emulator's redelivery pauses (minutes); run it with \
-            scripts/test.sh a_killed_pipeline -- --ignored"]
 fn a_killed_pipeline_restarts_without_losing_a_window() {
     env("PUBSUB_EMULATOR_HOST");
     let dir = tempfile::tempdir().unwrap();
@@ -65,10 +63,8 @@ path = "{dead}"
     // Publish at 120 messages/s while the pipeline runs, so the crash comes
     // mid-stream: after some windows closed and their messages were
     // acknowledged, before the rest arrived.
-    let mut publisher = runnel()
-        .arg("publish").arg("--config").arg(&config).arg("--file").arg(&input).arg("--rate").arg("120")
-        .spawn()
-        .unwrap();
+    let mut publisher =
+        runnel().arg("publish").arg("--config").arg(&config).arg("--file").arg(&input).arg("--rate").arg("120").spawn().unwrap();
 
     // Start, wait until some rows are written (windows closed mid-stream), kill -9.
     let mut first = runnel().arg("run").arg("--config").arg(&config).spawn().unwrap();
