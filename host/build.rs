@@ -58,8 +58,6 @@ fn ensure_wasm_target() {
     }
     let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
     if !status.is_ok_and(|s| s.success()) {
-        println!(
-            "cargo:warning=could not add the wasm32-wasip2 target; run `rustup target add wasm32-wasip2`"
-        );
+        println!("cargo:warning=could not add the wasm32-wasip2 target; run `rustup target add wasm32-wasip2`");
     }
 }

@@ -21,6 +21,10 @@ if ! command -v chromium >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >&2
 fi
 
+# One style and no lint warnings (rustfmt.toml; clippy's defaults).
+cargo fmt --all --check || { echo "run \`cargo fmt --all\` and commit the result" >&2; exit 1; }
+cargo clippy --locked -p runnel -p runnel-tests -p runnel-event --all-targets -- -D warnings
+
 # Build first, so the emulators do not idle through a long compile.
 cargo test --locked -p runnel -p runnel-tests -p runnel-event --no-run
 

@@ -115,13 +115,7 @@ fn run(dir: &std::path::Path, input: &std::path::Path, every: usize) -> (Counter
         warm.compile(v).unwrap();
     }
     let handle = Arc::new(Mutex::new(None));
-    let storm = Storm {
-        inner: FileSource::open(input).unwrap(),
-        every,
-        batch: 0,
-        handle: handle.clone(),
-        versions,
-    };
+    let storm = Storm { inner: FileSource::open(input).unwrap(), every, batch: 0, handle: handle.clone(), versions };
     let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(storm)), ..Default::default() }).unwrap();
     *handle.lock().unwrap() = Some(pipeline.reload_handle());
     let counters = pipeline.run().unwrap();
@@ -162,7 +156,8 @@ fn main() {
     }
     // The whole load a reload does off the event path, from the disk cache.
     let rt = PluginRuntime::with_cache(Limits::default(), Some(cache.clone())).unwrap();
-    let fields = FieldsSpec { key_pointer: Some("/user_pseudo_id".into()), time_pointer: Some("/event_timestamp".into()), ..Default::default() };
+    let fields =
+        FieldsSpec { key_pointer: Some("/user_pseudo_id".into()), time_pointer: Some("/event_timestamp".into()), ..Default::default() };
     let mut full = Vec::new();
     for _ in 0..tries * 4 {
         let rt2 = PluginRuntime::with_cache(Limits::default(), Some(cache.clone())).unwrap();

@@ -84,10 +84,7 @@ fn throughput(label: &str, window_fn: WindowFn, n: usize, keys: usize) {
     count.apply(&ops, &mut empty, &mut p).unwrap();
     panes += p.len();
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{label}: {n} events over {keys} keys in {secs:.3} s = {:.0} events/s ({panes} panes)",
-        n as f64 / secs
-    );
+    println!("{label}: {n} events over {keys} keys in {secs:.3} s = {:.0} events/s ({panes} panes)", n as f64 / secs);
 }
 
 fn memory(windows_per_key: usize, keys: usize) {

@@ -82,9 +82,8 @@ pub struct AdminServer {
 impl AdminServer {
     /// Binds `listen` (`HOST:PORT`; port 0 picks a free one) and serves.
     pub fn start(listen: &str, ctx: AdminContext) -> Result<Self> {
-        let listener = std::net::TcpListener::bind(listen).with_context(|| {
-            format!("cannot listen on {listen} for the admin server: pick another [admin] listen address or port")
-        })?;
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("cannot listen on {listen} for the admin server: pick another [admin] listen address or port"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let exposed = !addr.ip().is_loopback();
@@ -211,9 +210,10 @@ fn router(ctx: Ctx, guard: Guard) -> Router {
                 }
                 let path = req.uri().path();
                 if guard.exposed && (path.starts_with("/api/") || path == "/metrics") {
-                    let query_token = req.uri().query().and_then(|q| {
-                        q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(|t| format!("Bearer {t}"))
-                    });
+                    let query_token = req
+                        .uri()
+                        .query()
+                        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(|t| format!("Bearer {t}")));
                     let mut headers = req.headers().clone();
                     if let (None, Some(t)) = (headers.get(header::AUTHORIZATION), query_token) {
                         if let Ok(v) = t.parse() {
@@ -250,11 +250,7 @@ async fn status(State(ctx): State<Ctx>) -> Response {
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        crate::metrics::render(&ctx.status.snapshot()),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::metrics::render(&ctx.status.snapshot())).into_response()
 }
 
 /// The status once a second, as server-sent events.
@@ -277,10 +273,7 @@ fn authorize(ctx: &AdminContext, headers: &HeaderMap) -> Result<(), Box<Response
             "changing the pipeline over HTTP is off: set [admin] token in the pipeline file or RUNNEL_ADMIN_TOKEN",
         )));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
         Some(_) => Err(Box::new(error(StatusCode::UNAUTHORIZED, "wrong admin token"))),
@@ -413,11 +406,8 @@ async fn upload(State(ctx): State<Ctx>, headers: HeaderMap, UrlPath(kind): UrlPa
             ),
         );
     };
-    let name = headers
-        .get("x-plugin-name")
-        .and_then(|v| v.to_str().ok())
-        .filter(|n| !n.is_empty() && n.len() <= 200)
-        .unwrap_or("plugin.wasm");
+    let name =
+        headers.get("x-plugin-name").and_then(|v| v.to_str().ok()).filter(|n| !n.is_empty() && n.len() <= 200).unwrap_or("plugin.wasm");
     let source = PluginSource::from_bytes(format!("upload:{name}"), bytes);
     match swap(&ctx, kind, source).await {
         Ok(o) => outcome_response(vec![o]),

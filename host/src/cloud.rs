@@ -59,11 +59,7 @@ impl Cloud {
         Ok(Self {
             project,
             pubsub_emulator: cfg.pubsub_endpoint.clone().or_else(|| env("PUBSUB_EMULATOR_HOST")).map(|h| as_url(&h)),
-            bigquery_emulator: cfg
-                .bigquery_endpoint
-                .clone()
-                .or_else(|| env("BIGQUERY_EMULATOR_HOST"))
-                .map(|h| as_url(&h)),
+            bigquery_emulator: cfg.bigquery_endpoint.clone().or_else(|| env("BIGQUERY_EMULATOR_HOST")).map(|h| as_url(&h)),
         })
     }
 
@@ -118,14 +114,11 @@ impl Cloud {
                 .build_from_authenticator(Arc::new(NoAuth))
                 .await
                 .context("cannot create the BigQuery client for the emulator"),
-            None => gcp_bigquery_client::client_builder::ClientBuilder::new()
-                .build_from_application_default_credentials()
-                .await
-                .context(
-                    "cannot create the BigQuery client: no Application Default Credentials \
+            None => gcp_bigquery_client::client_builder::ClientBuilder::new().build_from_application_default_credentials().await.context(
+                "cannot create the BigQuery client: no Application Default Credentials \
                      (run `gcloud auth application-default login`, or set BIGQUERY_EMULATOR_HOST \
                      for the local emulator)",
-                ),
+            ),
         }
     }
 }

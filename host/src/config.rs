@@ -57,10 +57,7 @@ fn default_windowing() -> Windowing {
 }
 
 fn default_aggregate() -> PluginConfig {
-    PluginConfig {
-        plugin: "count-events".into(),
-        config: PluginSettings::default(),
-    }
+    PluginConfig { plugin: "count-events".into(), config: PluginSettings::default() }
 }
 
 /// Where events come from.
@@ -157,12 +154,7 @@ fn default_max_bytes() -> usize {
 
 impl Default for EventConfig {
     fn default() -> Self {
-        Self {
-            key: default_key(),
-            time: default_time(),
-            time_format: default_time_format(),
-            max_bytes: default_max_bytes(),
-        }
+        Self { key: default_key(), time: default_time(), time_format: default_time_format(), max_bytes: default_max_bytes() }
     }
 }
 
@@ -183,9 +175,8 @@ impl EventConfig {
 
     pub fn event_time(&self) -> Result<EventTime> {
         let format = || {
-            TimeFormat::from_name(&self.time_format).with_context(|| {
-                format!("[event] time_format {:?} is not one of us, ms, s, rfc3339", self.time_format)
-            })
+            TimeFormat::from_name(&self.time_format)
+                .with_context(|| format!("[event] time_format {:?} is not one of us, ms, s, rfc3339", self.time_format))
         };
         Ok(match self.time.as_str() {
             "publish_time" => EventTime::PublishTime,
@@ -329,10 +320,7 @@ fn default_dead_letter_path() -> PathBuf {
 
 impl Default for DeadLetterConfig {
     fn default() -> Self {
-        Self {
-            path: default_dead_letter_path(),
-            topic: None,
-        }
+        Self { path: default_dead_letter_path(), topic: None }
     }
 }
 
@@ -350,9 +338,7 @@ fn default_batch_size() -> usize {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        Self {
-            batch_size: default_batch_size(),
-        }
+        Self { batch_size: default_batch_size() }
     }
 }
 
@@ -465,34 +451,22 @@ fn default_max_upload_mib() -> usize {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self {
-            listen: default_admin_listen(),
-            token: None,
-            max_upload_mib: default_max_upload_mib(),
-            allowed_hosts: Vec::new(),
-        }
+        Self { listen: default_admin_listen(), token: None, max_upload_mib: default_max_upload_mib(), allowed_hosts: Vec::new() }
     }
 }
 
 impl AdminConfig {
     /// The token from the file, else from `RUNNEL_ADMIN_TOKEN`.
     pub fn token(&self) -> Option<String> {
-        self.token
-            .clone()
-            .or_else(|| std::env::var("RUNNEL_ADMIN_TOKEN").ok())
-            .filter(|t| !t.is_empty())
+        self.token.clone().or_else(|| std::env::var("RUNNEL_ADMIN_TOKEN").ok()).filter(|t| !t.is_empty())
     }
 }
 
 impl PipelineConfig {
     /// Reads and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read pipeline file {}: check the path (examples/ has working ones)",
-                path.display()
-            )
-        })?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read pipeline file {}: check the path (examples/ has working ones)", path.display()))?;
         let mut cfg = Self::parse(&text).with_context(|| format!("in pipeline file {}", path.display()))?;
         cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(cfg)
@@ -508,9 +482,7 @@ impl PipelineConfig {
     fn validate(&self) -> Result<()> {
         self.event.key_pointer()?;
         self.event.event_time()?;
-        self.windowing
-            .engine_config()
-            .map_err(|e| anyhow::anyhow!("[windowing]: {e}"))?;
+        self.windowing.engine_config().map_err(|e| anyhow::anyhow!("[windowing]: {e}"))?;
         if let Some(w) = &self.watermark {
             crate::window::watermark::WatermarkEstimator::new(w).map_err(|e| anyhow::anyhow!("[watermark]: {e}"))?;
         }
@@ -651,15 +623,12 @@ mod tests {
     fn errors_name_the_problem() {
         let e = PipelineConfig::parse("[source]\ntype = \"kafka\"\n").unwrap_err().to_string();
         assert!(e.contains("kafka"), "{e}");
-        let e = PipelineConfig::parse("[source]\ntype = \"file\"\npath = \"x\"\n[event]\ntime_format = \"hours\"\n")
+        let e =
+            PipelineConfig::parse("[source]\ntype = \"file\"\npath = \"x\"\n[event]\ntime_format = \"hours\"\n").unwrap_err().to_string();
+        assert!(e.contains("time_format"), "{e}");
+        let e = PipelineConfig::parse("[source]\ntype = \"file\"\npath = \"x\"\n[windowing]\nwindow = { type = \"fixed\", size_s = -1 }\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("time_format"), "{e}");
-        let e = PipelineConfig::parse(
-            "[source]\ntype = \"file\"\npath = \"x\"\n[windowing]\nwindow = { type = \"fixed\", size_s = -1 }\n",
-        )
-        .unwrap_err()
-        .to_string();
         assert!(e.contains("size_s"), "{e}");
         let e = PipelineConfig::parse("[source]\ntype = \"file\"\npath = \"x\"\n[sourc]\n").unwrap_err().to_string();
         assert!(e.contains("sourc"), "{e}");

@@ -221,9 +221,7 @@ impl DeadLetters {
             .create(true)
             .append(true)
             .open(path)
-            .with_context(|| {
-                format!("cannot open the dead-letter file {}: check [dead_letters] path", path.display())
-            })?;
+            .with_context(|| format!("cannot open the dead-letter file {}: check [dead_letters] path", path.display()))?;
         Ok(Self {
             out: BufWriter::new(file),
             path: path.to_path_buf(),
@@ -310,22 +308,15 @@ impl DeadLetters {
     /// Makes everything written so far durable (before acknowledging input):
     /// written, fsynced, and confirmed by the topic.
     pub fn flush(&mut self) -> Result<()> {
-        self.out
-            .flush()
-            .with_context(|| format!("cannot write dead letters to {}", self.path.display()))?;
+        self.out.flush().with_context(|| format!("cannot write dead letters to {}", self.path.display()))?;
         if std::mem::take(&mut self.dirty) {
-            self.out
-                .get_ref()
-                .sync_data()
-                .with_context(|| format!("cannot fsync the dead letters in {}", self.path.display()))?;
+            self.out.get_ref().sync_data().with_context(|| format!("cannot fsync the dead letters in {}", self.path.display()))?;
         }
         if let Some(t) = &mut self.topic {
             let pending = std::mem::take(&mut t.pending);
             t.rt.block_on(async {
                 for p in pending {
-                    p.await.with_context(|| {
-                        format!("cannot publish a dead letter to {}; nothing is acknowledged until it can", t.name)
-                    })?;
+                    p.await.with_context(|| format!("cannot publish a dead letter to {}; nothing is acknowledged until it can", t.name))?;
                 }
                 anyhow::Ok(())
             })?;

@@ -27,12 +27,7 @@ impl Decoder {
             EventTime::Field(p, _) => Some(scanner.index_of(p.top())),
             _ => None,
         };
-        Self {
-            scanner,
-            key: (key, key_index),
-            time,
-            time_index,
-        }
+        Self { scanner, key: (key, key_index), time, time_index }
     }
 
     pub fn event_time(&self) -> &EventTime {
@@ -45,11 +40,7 @@ impl Decoder {
             EventTime::Field(p, f) => (Some(p.as_str().to_string()), *f),
             _ => (None, TimeFormat::Micros),
         };
-        FieldsSpec {
-            key_pointer: Some(self.key.0.as_str().to_string()),
-            time_pointer,
-            time_format,
-        }
+        FieldsSpec { key_pointer: Some(self.key.0.as_str().to_string()), time_pointer, time_format }
     }
 
     /// The key, and the event time when it comes from a field.

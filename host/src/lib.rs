@@ -42,16 +42,16 @@
 //! - [`cmd`]: the command-line commands (`main.rs` only parses arguments).
 
 pub mod accumulate;
-pub mod bench;
-pub mod admin;
 pub mod ack;
+pub mod admin;
+pub mod bench;
 pub mod cloud;
 pub mod cmd;
 pub mod config;
 pub mod deadletter;
+pub mod decode;
 pub mod grade;
 pub mod late_share;
-pub mod decode;
 pub mod metrics;
 pub mod ndjson;
 pub mod pipeline;

@@ -78,7 +78,10 @@ pub fn render(s: &Snapshot) -> String {
     counter(&mut out, "runnel_sink_rows_total", "Rows the sink accepted.", s.sink_rows);
     counter(&mut out, "runnel_sink_rejected_total", "Rows the sink refused (dead-lettered).", s.sink_rejected);
     counter(&mut out, "runnel_sink_retries_total", "Sink write requests retried after throttling or server errors.", s.sink_retries);
-    let _ = writeln!(out, "# HELP runnel_dead_letters_total Dead letters, by stage and kind of reason.\n# TYPE runnel_dead_letters_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP runnel_dead_letters_total Dead letters, by stage and kind of reason.\n# TYPE runnel_dead_letters_total counter"
+    );
     if s.dead_letters_by_reason.is_empty() {
         let _ = writeln!(out, "runnel_dead_letters_total 0");
     }
@@ -90,12 +93,7 @@ pub fn render(s: &Snapshot) -> String {
         let lag = (s.processing_time_us - w) as f64 / 1e6;
         gauge(&mut out, "runnel_watermark_lag_seconds", "How far the watermark trails processing time.", lag);
     }
-    gauge(
-        &mut out,
-        "runnel_late_share_recent",
-        "Share of the last five minutes' elements dropped as late (0 to 1).",
-        s.late_recent.share,
-    );
+    gauge(&mut out, "runnel_late_share_recent", "Share of the last five minutes' elements dropped as late (0 to 1).", s.late_recent.share);
     gauge(&mut out, "runnel_open_windows", "Open (key, window) states.", s.open_windows);
     gauge(&mut out, "runnel_keys", "Keys with open windows.", s.keys);
     gauge(&mut out, "runnel_unacked_messages", "Input messages held unacknowledged for open windows.", s.counters.unacked_messages);
@@ -110,7 +108,9 @@ pub fn render(s: &Snapshot) -> String {
     let _ = writeln!(out, "runnel_plugin_ns_per_event{{kind=\"aggregate\"}} {}", s.counters.aggregate_ns_per_event);
     let l = &s.latency;
     let _ = writeln!(out, "# HELP runnel_stage_seconds Per-batch latency of each stage.\n# TYPE runnel_stage_seconds histogram");
-    for (stage, h) in [("source", &l.source), ("transform", &l.transform), ("window", &l.window), ("aggregate", &l.aggregate), ("sink", &l.sink)] {
+    for (stage, h) in
+        [("source", &l.source), ("transform", &l.transform), ("window", &l.window), ("aggregate", &l.aggregate), ("sink", &l.sink)]
+    {
         let mut cumulative = 0;
         for (bound, n) in BUCKETS.iter().zip(h.counts) {
             cumulative += n;

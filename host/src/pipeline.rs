@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::accumulate::{Accumulators, EventBatch};
 use crate::ack::AckTracker;
+use crate::cloud::Cloud;
 use crate::config::{EventTime, PipelineConfig, SinkKind, SourceConfig};
 use crate::deadletter::{DeadLetters, Reason, Refusal, Stage};
 use crate::decode::Decoder;
@@ -31,11 +32,10 @@ use crate::plugin::reload::{NewPlugin, ReloadHandle, Reloader};
 use crate::plugin::runtime::PluginRuntime;
 use crate::plugin::transform::{TransformOutput, TransformPlugin};
 use crate::plugin::PluginSource;
-use crate::status::LiveStatus;
-use crate::cloud::Cloud;
 use crate::sink::{bigquery::BigQuerySink, ndjson::NdjsonSink, stdout::StdoutSink, Columns, NullSink, Provenance, Sink};
 use crate::source::pubsub::{PubsubOptions, PubsubSource};
 use crate::source::{file::FileSource, now_us, synthetic::SyntheticSource, Source, SourceBatch};
+use crate::status::LiveStatus;
 use crate::window::watermark::{TimeRefusal, WatermarkEstimator};
 use crate::window::{Admission, WindowEngine};
 
@@ -172,7 +172,17 @@ impl Pipeline {
             (Some(s), _) => s,
             (None, SourceConfig::File { path }) => Box::new(FileSource::open(&cfg.resolve(path))?),
             (None, SourceConfig::Synthetic { rate, events }) => Box::new(SyntheticSource::new(*rate, *events)),
-            (None, SourceConfig::Pubsub { subscription, max_outstanding_messages, max_outstanding_mib, stop_when_idle_s, lease_extension_s, .. }) => {
+            (
+                None,
+                SourceConfig::Pubsub {
+                    subscription,
+                    max_outstanding_messages,
+                    max_outstanding_mib,
+                    stop_when_idle_s,
+                    lease_extension_s,
+                    ..
+                },
+            ) => {
                 let cloud = Cloud::resolve(&cfg.cloud)?;
                 Box::new(PubsubSource::connect(
                     &cloud,
@@ -202,12 +212,7 @@ impl Pipeline {
             })
             .transpose()?;
         let transform_config = cfg.transform.as_ref().map(|t| t.config.to_config_string()).unwrap_or_default();
-        let reloader = Reloader::start(
-            runtime.clone(),
-            decoder.fields_spec(),
-            transform_config,
-            cfg.aggregate.config.to_config_string(),
-        )?;
+        let reloader = Reloader::start(runtime.clone(), decoder.fields_spec(), transform_config, cfg.aggregate.config.to_config_string())?;
         let mut plugin_files = Vec::new();
         if let Some(t) = &cfg.transform {
             if bundled::find(&t.plugin).is_none() {
@@ -223,14 +228,8 @@ impl Pipeline {
         let agg_source = PluginSource::resolve(&cfg.aggregate.plugin, &cfg.base_dir).context("[aggregate] plugin")?;
         let aggregate = crate::plugin::aggregate::AggregatePlugin::load(&runtime, agg_source, &cfg.aggregate.config.to_config_string())
             .context("[aggregate] plugin refused")?;
-        let provenance = Provenance {
-            transform: transform.as_ref().map(|t| t.source.label()),
-            aggregate: aggregate.source.label(),
-        };
-        let columns = Columns {
-            key: cfg.sink.key_column.clone(),
-            value: cfg.sink.value_column.clone(),
-        };
+        let provenance = Provenance { transform: transform.as_ref().map(|t| t.source.label()), aggregate: aggregate.source.label() };
+        let columns = Columns { key: cfg.sink.key_column.clone(), value: cfg.sink.value_column.clone() };
         let sink: Box<dyn Sink> = match overrides.sink {
             Some(s) => s,
             None => match cfg.sink.kind {
@@ -636,15 +635,31 @@ impl Pipeline {
                 }
                 let decoded = match (&e.key, e.event_time_us) {
                     (Some(k), Some(t)) => Ok((std::borrow::Cow::Borrowed(k.as_str()), Some(t))),
-                    _ => self.decoder.decode(payload).map(|(k, t)| {
-                        (e.key.as_deref().map(std::borrow::Cow::Borrowed).unwrap_or(k), e.event_time_us.or(t))
-                    }),
+                    _ => self
+                        .decoder
+                        .decode(payload)
+                        .map(|(k, t)| (e.key.as_deref().map(std::borrow::Cow::Borrowed).unwrap_or(k), e.event_time_us.or(t))),
                 };
                 match decoded.and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, orig as usize, now)?))) {
                     Ok((key, ts)) => {
-                        admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
-                              &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, payload, orig, batch,
-                              &mut self.hold_until, &mut self.hold_session, self.run_started_us)?;
+                        admit(
+                            &mut self.engine,
+                            &mut self.agg_events,
+                            &mut self.element_sources,
+                            &mut self.watermark,
+                            &mut self.dead,
+                            &mut self.counters,
+                            needs_payload,
+                            now,
+                            &key,
+                            ts,
+                            payload,
+                            orig,
+                            batch,
+                            &mut self.hold_until,
+                            &mut self.hold_session,
+                            self.run_started_us,
+                        )?;
                     }
                     Err(refused) => {
                         let code = (Stage::Decode, refused.code);
@@ -662,9 +677,24 @@ impl Pipeline {
                     .and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, orig as usize, now)?)))
                 {
                     Ok((key, ts)) => {
-                        admit(&mut self.engine, &mut self.agg_events, &mut self.element_sources, &mut self.watermark,
-                              &mut self.dead, &mut self.counters, needs_payload, now, &key, ts, event, orig, batch,
-                              &mut self.hold_until, &mut self.hold_session, self.run_started_us)?;
+                        admit(
+                            &mut self.engine,
+                            &mut self.agg_events,
+                            &mut self.element_sources,
+                            &mut self.watermark,
+                            &mut self.dead,
+                            &mut self.counters,
+                            needs_payload,
+                            now,
+                            &key,
+                            ts,
+                            event,
+                            orig,
+                            batch,
+                            &mut self.hold_until,
+                            &mut self.hold_session,
+                            self.run_started_us,
+                        )?;
                     }
                     Err(refused) => {
                         let code = (Stage::Decode, refused.code);
@@ -776,10 +806,7 @@ fn lease_for(cfg: &PipelineConfig) -> Duration {
 /// A batch the quarantined transform `plugin` is not called on: every event
 /// a dead letter, to replay once a fixed version runs.
 fn quarantined(n: usize, plugin: Option<&str>) -> TransformOutput {
-    let reason = format!(
-        "not run: the transform {} is quarantined; load a fixed version, then `runnel dlq replay`",
-        plugin.unwrap_or("")
-    );
+    let reason = format!("not run: the transform {} is quarantined; load a fixed version, then `runnel dlq replay`", plugin.unwrap_or(""));
     let rejected = (0..n as u32)
         .map(|source| crate::plugin::transform::Rejected { source, code: Reason::Quarantined, reason: reason.clone() })
         .collect();
@@ -872,10 +899,7 @@ fn admit(
         }
         Admission::Late => {
             counters.late += 1;
-            let reason = format!(
-                "late: event time {ts} is behind the watermark {} by more than the allowed lateness",
-                engine.watermark()
-            );
+            let reason = format!("late: event time {ts} is behind the watermark {} by more than the allowed lateness", engine.watermark());
             dead.write((Stage::Window, Reason::Late), &reason, batch.provenance(source as usize), None, payload)
         }
         Admission::Closed => {

@@ -46,10 +46,7 @@ impl Windowing {
     /// Validates the strategy into an engine configuration.
     pub fn engine_config(&self) -> Result<EngineConfig, String> {
         if !(self.allowed_lateness_s.is_finite() && self.allowed_lateness_s >= 0.0) {
-            return Err(format!(
-                "allowed_lateness_s must be ≥ 0, got {}",
-                self.allowed_lateness_s
-            ));
+            return Err(format!("allowed_lateness_s must be ≥ 0, got {}", self.allowed_lateness_s));
         }
         Ok(EngineConfig {
             window_fn: WindowFn::from_spec(&self.window)?,
@@ -102,16 +99,15 @@ struct StepLine {
 
 impl Scenario {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read scenario {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read scenario {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("in scenario {}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<Self> {
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
         let (_, first) = lines.next().context("the scenario is empty; line 1 must be {\"config\": ...}")?;
-        let config: ConfigLine = serde_json::from_str(first)
-            .context("line 1 must be {\"config\": {\"window\": ..., \"trigger\": ..., ...}}")?;
+        let config: ConfigLine =
+            serde_json::from_str(first).context("line 1 must be {\"config\": {\"window\": ..., \"trigger\": ..., ...}}")?;
         if config.config.aggregate != "count" {
             bail!(
                 "line 1: aggregate {:?} is not supported by scenarios; use \"count\" (pass --aggregate PLUGIN.wasm to count with a plugin)",
@@ -121,31 +117,23 @@ impl Scenario {
         let mut steps = Vec::new();
         for (i, line) in lines {
             let n = i + 1;
-            let step: StepLine =
-                serde_json::from_str(line).with_context(|| format!("line {n} is not a scenario step"))?;
+            let step: StepLine = serde_json::from_str(line).with_context(|| format!("line {n} is not a scenario step"))?;
             steps.push(match step {
                 StepLine { event: Some(event), ts_us: Some(ts_us), watermark_us: None, processing_time_us: None } => {
                     Step::Element { event, ts_us }
                 }
-                StepLine { event: None, ts_us: None, watermark_us: Some(w), processing_time_us: None } => {
-                    Step::Watermark(match &w {
-                        serde_json::Value::String(s) if s == "inf" => i64::MAX,
-                        serde_json::Value::Number(n) if n.is_i64() => n.as_i64().expect("checked"),
-                        other => bail!("line {n}: watermark_us must be an integer or \"inf\", got {other}"),
-                    })
-                }
-                StepLine { event: None, ts_us: None, watermark_us: None, processing_time_us: Some(p) } => {
-                    Step::ProcessingTime(p)
-                }
+                StepLine { event: None, ts_us: None, watermark_us: Some(w), processing_time_us: None } => Step::Watermark(match &w {
+                    serde_json::Value::String(s) if s == "inf" => i64::MAX,
+                    serde_json::Value::Number(n) if n.is_i64() => n.as_i64().expect("checked"),
+                    other => bail!("line {n}: watermark_us must be an integer or \"inf\", got {other}"),
+                }),
+                StepLine { event: None, ts_us: None, watermark_us: None, processing_time_us: Some(p) } => Step::ProcessingTime(p),
                 _ => bail!(
                     "line {n}: a step is {{\"event\": ..., \"ts_us\": N}}, {{\"watermark_us\": N|\"inf\"}} or {{\"processing_time_us\": N}}"
                 ),
             });
         }
-        Ok(Self {
-            windowing: config.config.windowing,
-            steps,
-        })
+        Ok(Self { windowing: config.config.windowing, steps })
     }
 }
 
@@ -164,10 +152,7 @@ pub fn run(scenario: &Scenario, aggregate: &mut dyn Accumulators) -> Result<Vec<
             Step::Element { event, ts_us } => {
                 let bytes = event.get().as_bytes();
                 let scanned = scanner.scan(bytes).map_err(|e| anyhow::anyhow!("step {}: {e}", i + 2))?;
-                let key = key_field
-                    .key(&scanned)
-                    .map_err(|e| anyhow::anyhow!("step {}: {e}", i + 2))?
-                    .expect("a key pointer is set");
+                let key = key_field.key(&scanned).map_err(|e| anyhow::anyhow!("step {}: {e}", i + 2))?.expect("a key pointer is set");
                 let index = if aggregate.needs_payload() { batch.push(bytes) } else { 0 };
                 engine.process(&key, *ts_us, index);
             }
@@ -205,11 +190,7 @@ impl PaneRecord {
             timing: p.timing.as_str().to_string(),
             pane_index: p.index,
             is_last: p.is_last,
-            value: p
-                .value
-                .as_ref()
-                .map(|v| v.to_json_value())
-                .unwrap_or(serde_json::Value::Null),
+            value: p.value.as_ref().map(|v| v.to_json_value()).unwrap_or(serde_json::Value::Null),
         }
     }
 }
@@ -224,19 +205,21 @@ pub fn compare(actual: &[PaneRecord], golden: &[PaneRecord]) -> Result<(), Strin
 /// `pane_index`): for the documented differences between Beam runners.
 pub fn compare_ignoring(actual: &[PaneRecord], golden: &[PaneRecord], ignore: &[&str]) -> Result<(), String> {
     let norm = |v: &[PaneRecord]| {
-        let mut v: Vec<PaneRecord> = v.iter().cloned().map(|mut p| {
-            p.is_last = false;
-            if ignore.contains(&"timing") {
-                p.timing = String::new();
-            }
-            if ignore.contains(&"pane_index") {
-                p.pane_index = 0;
-            }
-            p
-        }).collect();
-        v.sort_by_cached_key(|p| {
-            (p.key.clone(), p.window_start_us, p.window_end_us, p.pane_index, p.timing.clone(), p.value.to_string())
-        });
+        let mut v: Vec<PaneRecord> = v
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                p.is_last = false;
+                if ignore.contains(&"timing") {
+                    p.timing = String::new();
+                }
+                if ignore.contains(&"pane_index") {
+                    p.pane_index = 0;
+                }
+                p
+            })
+            .collect();
+        v.sort_by_cached_key(|p| (p.key.clone(), p.window_start_us, p.window_end_us, p.pane_index, p.timing.clone(), p.value.to_string()));
         v
     };
     let (a, g) = (norm(actual), norm(golden));
@@ -246,10 +229,7 @@ pub fn compare_ignoring(actual: &[PaneRecord], golden: &[PaneRecord], ignore: &[
     let missing: Vec<_> = g.iter().filter(|p| !a.contains(p)).collect();
     let extra: Vec<_> = a.iter().filter(|p| !g.contains(p)).collect();
     let show = |p: &PaneRecord| {
-        format!(
-            "  {} [{}, {}) {} #{} value {}",
-            p.key, p.window_start_us, p.window_end_us, p.timing, p.pane_index, p.value
-        )
+        format!("  {} [{}, {}) {} #{} value {}", p.key, p.window_start_us, p.window_end_us, p.timing, p.pane_index, p.value)
     };
     let mut msg = format!("{} panes expected, {} emitted\n", g.len(), a.len());
     if !missing.is_empty() {

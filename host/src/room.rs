@@ -327,9 +327,7 @@ fn compare_panes(stats: &mut SlotStats, actual: &[Pane], expected: &[Pane]) {
     for (a, e) in actual.iter().zip(expected) {
         stats.compared += 1;
         let equal = match (&a.value, &e.value) {
-            (Some(x), Some(y)) => {
-                crate::grade::same(&x.to_json_value(), &y.to_json_value())
-            }
+            (Some(x), Some(y)) => crate::grade::same(&x.to_json_value(), &y.to_json_value()),
             (x, y) => x == y,
         };
         if equal {

@@ -119,9 +119,9 @@ impl From<&Counters> for CounterSnapshot {
             aggregate_ns_per_event: c.aggregate_ns_per_event(),
             unacked_messages: 0,
             source_quiet_s: None,
-            last_window_end: c.last_window_end.and_then(|us| {
-                chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            }),
+            last_window_end: c
+                .last_window_end
+                .and_then(|us| chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
         }
     }
 }
@@ -145,10 +145,7 @@ impl LiveStatus {
             if s.reloads.len() == HISTORY {
                 s.reloads.pop_front();
             }
-            s.reloads.push_back(ReloadEvent {
-                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                outcome,
-            });
+            s.reloads.push_back(ReloadEvent { time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), outcome });
         });
     }
 }

@@ -49,11 +49,7 @@ fn check_reports_the_world_or_the_reason() {
 #[test]
 fn demo_prints_the_most_active_users_and_a_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let out = runnel()
-        .current_dir(dir.path())
-        .args(["demo", "--windows", "3", "--output", "panes.ndjson"])
-        .output()
-        .unwrap();
+    let out = runnel().current_dir(dir.path()).args(["demo", "--windows", "3", "--output", "panes.ndjson"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("2018-08-03 07:01:00–07:02:00"), "{table}");

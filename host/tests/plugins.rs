@@ -24,7 +24,9 @@ fn fields() -> FieldsSpec {
 }
 
 fn event(user: &str, name: &str, ts: i64) -> String {
-    format!(r#"{{"event_date":"20180803","event_timestamp":{ts},"event_name":"{name}","user_pseudo_id":"{user}","event_value_in_usd":null}}"#)
+    format!(
+        r#"{{"event_date":"20180803","event_timestamp":{ts},"event_name":"{name}","user_pseudo_id":"{user}","event_value_in_usd":null}}"#
+    )
 }
 
 fn batch(events: &[String]) -> EventBatch {
@@ -77,9 +79,7 @@ fn filter_events_keeps_only_listed_names_and_needs_a_list() {
     let out = t.transform(&rt, &mut b);
     let kept: Vec<u32> = out.emitted.iter().map(|e| e.source).collect();
     assert_eq!(kept, vec![0, 2]);
-    let err = TransformPlugin::load(&rt, PluginSource::resolve("filter-events", Path::new("")).unwrap(), "", &fields())
-        .err()
-        .unwrap();
+    let err = TransformPlugin::load(&rt, PluginSource::resolve("filter-events", Path::new("")).unwrap(), "", &fields()).err().unwrap();
     assert!(format!("{err:#}").contains("needs a list of event names"), "{err:#}");
 }
 

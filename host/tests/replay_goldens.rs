@@ -25,10 +25,7 @@ fn ignored_fields(name: &str) -> Vec<String> {
 fn check_all(make: &mut dyn FnMut() -> Box<dyn Accumulators>) {
     let mut failures = Vec::new();
     let mut checked = 0;
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(replay_dir().join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(replay_dir().join("scenarios")).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();
     for path in paths {
         let golden = replay_dir().join("golden").join(path.file_name().unwrap());

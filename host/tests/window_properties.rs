@@ -7,9 +7,7 @@
 
 use proptest::prelude::*;
 use runnel::accumulate::{Accumulators, EventBatch, NativeCount};
-use runnel::window::{
-    Admission, EngineConfig, Pane, Timing, Trigger, TriggerSpec, Value, Window, WindowEngine, WindowFn,
-};
+use runnel::window::{Admission, EngineConfig, Pane, Timing, Trigger, TriggerSpec, Value, Window, WindowEngine, WindowFn};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
@@ -20,12 +18,7 @@ enum Step {
 }
 
 fn engine(window_fn: WindowFn, trigger: &TriggerSpec, accumulating: bool, lateness: i64) -> WindowEngine {
-    WindowEngine::new(EngineConfig {
-        window_fn,
-        trigger: Trigger::compile(trigger).unwrap(),
-        accumulating,
-        allowed_lateness: lateness,
-    })
+    WindowEngine::new(EngineConfig { window_fn, trigger: Trigger::compile(trigger).unwrap(), accumulating, allowed_lateness: lateness })
 }
 
 /// Runs steps, then ends the input; returns panes and admissions.

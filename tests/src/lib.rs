@@ -14,9 +14,7 @@ pub fn repo_root() -> PathBuf {
 pub fn flood_it_lines() -> Vec<String> {
     let path = repo_root().join("examples/data/floodit-events.ndjson.gz");
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("bundled data"))
-        .read_to_string(&mut text)
-        .expect("gzip");
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("bundled data")).read_to_string(&mut text).expect("gzip");
     text.lines().map(str::to_string).collect()
 }
 
@@ -46,11 +44,8 @@ pub fn read_rows(path: &Path) -> Vec<serde_json::Value> {
 
 /// RFC 3339 text (as sinks write window bounds) to µs.
 pub fn rfc3339_us(text: &str) -> i64 {
-    runnel_event::parse_event_time(
-        runnel_event::Raw::from_json(&format!("\"{text}\"")),
-        runnel_event::TimeFormat::Rfc3339,
-    )
-    .expect("an RFC 3339 time")
+    runnel_event::parse_event_time(runnel_event::Raw::from_json(&format!("\"{text}\"")), runnel_event::TimeFormat::Rfc3339)
+        .expect("an RFC 3339 time")
 }
 
 /// The `runnel` binary of this build (beside the test executable's
@@ -61,10 +56,7 @@ pub fn runnel_binary() -> PathBuf {
     let bin = profile_dir.join("runnel");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .args(["build", "-p", "runnel", "--bin", "runnel"])
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = std::process::Command::new(cargo).args(["build", "-p", "runnel", "--bin", "runnel"]).status().is_ok_and(|s| s.success());
         assert!(ok && bin.exists(), "could not build the runnel binary at {}", bin.display());
     }
     bin
@@ -76,9 +68,7 @@ pub mod emulators {
 
     /// An emulator's `host:port` from the environment.
     pub fn env(var: &str) -> String {
-        std::env::var(var).unwrap_or_else(|_| {
-            panic!("{var} is not set: run the tests with scripts/test.sh, which starts the emulators")
-        })
+        std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run the tests with scripts/test.sh, which starts the emulators"))
     }
 
     /// Runs SQL on the BigQuery emulator; each row as its cells' text.
@@ -102,10 +92,7 @@ pub mod emulators {
     /// deadline of anything left unacknowledged has passed.
     pub fn redelivered(subscription: &str, ack_deadline: Duration) -> usize {
         std::thread::sleep(ack_deadline + Duration::from_secs(2));
-        let url = format!(
-            "http://{}/v1/projects/test-project/subscriptions/{subscription}:pull",
-            env("PUBSUB_EMULATOR_HOST")
-        );
+        let url = format!("http://{}/v1/projects/test-project/subscriptions/{subscription}:pull", env("PUBSUB_EMULATOR_HOST"));
         let body: serde_json::Value = ureq::post(&url)
             .send_json(serde_json::json!({"maxMessages": 1000, "returnImmediately": true}))
             .expect("the Pub/Sub emulator answers")

@@ -156,7 +156,9 @@ fn anonymous_uploads_are_never_held_and_foreign_hosts_are_refused() {
     assert!(foreign.as_deref().is_some_and(|a| a.contains(" 403")), "{foreign:?}");
     let local = format!("GET /api/status HTTP/1.1\r\nHost: localhost:{}\r\n\r\n", server.addr().port());
     assert!(raw(&addr, local.as_bytes(), Duration::from_secs(20)).unwrap().contains(" 200"));
-    assert!(raw(&addr, format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(), Duration::from_secs(20)).unwrap().contains(" 200"));
+    assert!(raw(&addr, format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(), Duration::from_secs(20))
+        .unwrap()
+        .contains(" 200"));
 }
 
 /// A pipeline over the bundled events with its admin server started from

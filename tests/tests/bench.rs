@@ -17,21 +17,15 @@ fn native_add_weekday_matches_the_plugin() {
     }
     batch.push(br#"{"event_date":"2018-08-03","user_pseudo_id":"U","event_timestamp":1}"#);
     let runtime = PluginRuntime::with_cache(Limits::default(), None).unwrap();
-    let fields = FieldsSpec {
-        key_pointer: Some("/user_pseudo_id".into()),
-        time_pointer: Some("/event_timestamp".into()),
-        ..Default::default()
-    };
+    let fields =
+        FieldsSpec { key_pointer: Some("/user_pseudo_id".into()), time_pointer: Some("/event_timestamp".into()), ..Default::default() };
     let source = PluginSource::from_bytes("add-weekday.wasm", bundled::find("add-weekday").unwrap());
     let mut wasm = TransformPlugin::load(&runtime, source, "", &fields).unwrap();
     let from_wasm = wasm.transform(&runtime, &mut batch.clone());
     let from_native = NativeAddWeekday::default().transform(&batch);
     assert_eq!(from_wasm.emitted.len(), 300);
     let parts = |e: &runnel::plugin::transform::Emitted| (e.source, e.payload.clone(), e.key.clone(), e.event_time_us);
-    assert_eq!(
-        from_native.emitted.iter().map(parts).collect::<Vec<_>>(),
-        from_wasm.emitted.iter().map(parts).collect::<Vec<_>>()
-    );
+    assert_eq!(from_native.emitted.iter().map(parts).collect::<Vec<_>>(), from_wasm.emitted.iter().map(parts).collect::<Vec<_>>());
     assert_eq!(from_native.rejected.len(), 1, "the badly written date is refused");
     assert_eq!(from_wasm.rejected.len(), 1);
     assert!(from_native.emitted[0].payload.as_ref().unwrap().ends_with(b",\"weekday\":\"Friday\"}"));

@@ -94,7 +94,9 @@ fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
     lines.insert(2000, bad[2].clone());
     publish(&s, &lines);
     // `runnel status` sees the backlog, and peeking leaves it in place.
-    let status = |cfg: &Path| runnel::cmd::status::run(&runnel::cmd::status::StatusOptions { config: cfg, admin: None, peek_limit: 10_000 }).unwrap();
+    let status = |cfg: &Path| {
+        runnel::cmd::status::run(&runnel::cmd::status::StatusOptions { config: cfg, admin: None, peek_limit: 10_000 }).unwrap()
+    };
     let before = status(&s.config);
     assert_eq!(before.waiting_messages, Some(lines.len()), "{before}");
     assert!(!before.drained());
@@ -103,10 +105,7 @@ fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
     let counters = Pipeline::from_config(&PipelineConfig::load(&s.config).unwrap()).unwrap().run().unwrap();
     assert_eq!(counters.events_in, lines.len() as u64, "the peeked messages were all delivered to the pipeline");
 
-    let rows = query(&format!(
-        "SELECT user_pseudo_id, event_count FROM {}.dataflow",
-        s.dataset
-    ));
+    let rows = query(&format!("SELECT user_pseudo_id, event_count FROM {}.dataflow", s.dataset));
     let expected = count_per_user_window(&good, 60_000_000);
     assert_eq!(rows.len(), expected.len(), "one row per (user, minute)");
     let mut per_user_rows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
@@ -130,7 +129,11 @@ fn workshop_pipeline_from_pubsub_to_bigquery_equals_an_independent_count() {
     assert!(reasons.iter().any(|r| r.starts_with("oversized")), "{reasons:?}");
     assert!(dead.iter().all(|d| d.source.starts_with(&format!("pubsub:{}/", s.subscription))));
 
-    assert_eq!(runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)), 0, "every message was acknowledged");
+    assert_eq!(
+        runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)),
+        0,
+        "every message was acknowledged"
+    );
 
     let after = status(&s.config);
     assert!(after.drained(), "{after}");
@@ -152,7 +155,11 @@ fn rows_the_table_would_refuse_are_dead_lettered_and_their_messages_acknowledged
     assert_eq!(dead.len() as u64, counters.panes, "every row refused");
     assert!(dead.iter().all(|d| d.stage.as_str() == "sink" && d.reason.contains("event_count is INTEGER")), "{:?}", dead[0]);
     assert!(query(&format!("SELECT user_pseudo_id FROM {}.dataflow", s.dataset)).is_empty());
-    assert_eq!(runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)), 0, "refused rows are dead-lettered, so their messages are acknowledged");
+    assert_eq!(
+        runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)),
+        0,
+        "refused rows are dead-lettered, so their messages are acknowledged"
+    );
 }
 
 #[test]
@@ -202,7 +209,6 @@ fn dead_letters_are_also_published_to_a_topic_before_input_is_acknowledged() {
     assert_eq!(payloads, expected, "the original messages, whole");
     assert_eq!(runnel_tests::emulators::redelivered(&s.subscription, Duration::from_secs(ACK_DEADLINE_S)), 0);
 }
-
 
 /// Messages published while the source is already waiting on an empty
 /// subscription all arrive while they are being published, not after an ack

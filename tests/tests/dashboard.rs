@@ -94,7 +94,8 @@ fn the_dashboard_shows_the_pipelines_own_results_live() {
         }
     });
     let mut pipeline =
-        Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), sink: Some(Box::new(sink)), ..Default::default() }).unwrap();
+        Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), sink: Some(Box::new(sink)), ..Default::default() })
+            .unwrap();
     let server = runnel::cmd::run::start_admin(&cfg, None, &pipeline).unwrap().unwrap();
     let base = format!("http://{}", server.addr());
     let status = pipeline.status();

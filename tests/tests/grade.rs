@@ -86,7 +86,8 @@ fn a_class_of_thirty_guests_is_graded_with_a_correct_summary() {
     std::fs::create_dir(&exercise_dir).unwrap();
     let root = runnel_tests::repo_root();
     std::fs::copy(root.join("guest-transforms/exercises/01-filter-gameplay/cases.ndjson"), exercise_dir.join("cases.ndjson")).unwrap();
-    std::fs::copy(root.join("guest-transforms/solutions/01-filter-gameplay/held-back.ndjson"), exercise_dir.join("held-back.ndjson")).unwrap();
+    std::fs::copy(root.join("guest-transforms/solutions/01-filter-gameplay/held-back.ndjson"), exercise_dir.join("held-back.ndjson"))
+        .unwrap();
     std::fs::write(
         exercise_dir.join("exercise.toml"),
         "title = \"gameplay, with a hostile config\"\nkind = \"transform\"\nconfig = '{\"mode\": \"loop\", \"when\": \"level_end_quickplay\"}'\n",

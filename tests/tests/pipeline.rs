@@ -68,14 +68,16 @@ fn demo_pipeline_counts_equal_an_independent_count_of_the_bundled_data() {
 fn bad_input_is_dead_lettered_with_its_reason_and_nothing_else_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let good: Vec<String> = flood_it_lines().into_iter().take(500).collect();
-    let oversized = format!(
-        r#"{{"event_date":"20180803","event_timestamp":1533279652346001,"user_pseudo_id":"BIG","pad":"{}"}}"#,
-        "x".repeat(5000)
-    );
+    let oversized =
+        format!(r#"{{"event_date":"20180803","event_timestamp":1533279652346001,"user_pseudo_id":"BIG","pad":"{}"}}"#, "x".repeat(5000));
     let bad = [
         ("{\"event_date\":\"20180803\", this is not json".to_string(), "transform", "not valid JSON"),
         (r#"{"event_date":"20180803","event_timestamp":1533279652346001}"#.to_string(), "transform", "missing key field /user_pseudo_id"),
-        (r#"{"event_date":"20180803","event_timestamp":"yesterday","user_pseudo_id":"U"}"#.to_string(), "transform", "not an integer number of microseconds"),
+        (
+            r#"{"event_date":"20180803","event_timestamp":"yesterday","user_pseudo_id":"U"}"#.to_string(),
+            "transform",
+            "not an integer number of microseconds",
+        ),
         (r#"{"event_date":"20180803","event_timestamp":1533279652346001,"user_pseudo_id":null}"#.to_string(), "transform", "key is null"),
         ("[1,2,3]".to_string(), "transform", "not a JSON object"),
         (oversized, "decode", "oversized"),
@@ -162,10 +164,7 @@ fn event_time_can_come_from_a_message_attribute() {
         dir.path().join("dead.ndjson").display()
     );
     let cfg = PipelineConfig::parse(&text).unwrap();
-    let overrides = runnel::pipeline::Overrides {
-        source: Some(Box::new(AttributeSource { batch: Some(batch) })),
-        ..Default::default()
-    };
+    let overrides = runnel::pipeline::Overrides { source: Some(Box::new(AttributeSource { batch: Some(batch) })), ..Default::default() };
     runnel::pipeline::Pipeline::with_overrides(&cfg, overrides).unwrap().run().unwrap();
     let rows = read_rows(&dir.path().join("panes.ndjson"));
     let starts: Vec<&str> = rows.iter().map(|r| r["window_start"].as_str().unwrap()).collect();

@@ -11,9 +11,9 @@ use runnel::pipeline::{Overrides, Pipeline};
 use runnel::plugin::bundled::{self, built_guest};
 use runnel::plugin::contract::Kind;
 use runnel::plugin::reload::ReloadHandle;
+use runnel::plugin::with_build_tag;
 use runnel::plugin::PluginSource;
 use runnel::source::file::FileSource;
-use runnel::plugin::with_build_tag;
 use runnel_tests::{count_per_user_window, pane_counts, read_rows, two_days, PacedSource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -166,8 +166,7 @@ fn a_transform_that_keeps_failing_is_quarantined_and_the_previous_version_restor
     // Three failing batches of 256 events, then the old version is back.
     let (first, last) = (*dead_lines.first().unwrap(), *dead_lines.last().unwrap());
     assert!(first > 9 * 256 && last <= 12 * 256, "only the quarantined version's batches failed: lines {first}..={last}");
-    let survivors: Vec<String> =
-        lines.iter().enumerate().filter(|(i, _)| !dead_lines.contains(&(i + 1))).map(|(_, l)| l.clone()).collect();
+    let survivors: Vec<String> = lines.iter().enumerate().filter(|(i, _)| !dead_lines.contains(&(i + 1))).map(|(_, l)| l.clone()).collect();
     let rows = read_rows(&dir.path().join("panes.ndjson"));
     assert_eq!(pane_counts(&rows), count_per_user_window(&survivors, 60_000_000));
 }

@@ -28,7 +28,8 @@ struct Stopped {
 fn stop_mid_stream() -> Stopped {
     env("PUBSUB_EMULATOR_HOST");
     let dir = tempfile::tempdir().unwrap();
-    let tag = format!("{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+    let tag =
+        format!("{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
     let port = free_port();
     // Leases of 15 s: a message not handed back would come back only then.
     let (panes, dead) = (dir.path().join("panes.ndjson"), dir.path().join("dead.ndjson"));
@@ -108,7 +109,10 @@ listen = "127.0.0.1:{port}"
     std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut log).unwrap();
     assert!(status.success(), "exit 0 after a graceful stop: {status:?}\n{log}");
     assert!(log.contains(&format!("{MESSAGES} messages handed back for redelivery")), "{log}");
-    assert!(!dir.path().join("panes.ndjson").exists() || read_rows(&dir.path().join("panes.ndjson")).is_empty(), "no incomplete pane was written");
+    assert!(
+        !dir.path().join("panes.ndjson").exists() || read_rows(&dir.path().join("panes.ndjson")).is_empty(),
+        "no incomplete pane was written"
+    );
 
     // Handed back: a peek sees them at once, long before their 15 s leases
     // end. (The emulator makes only part of a closing stream's nacked

@@ -226,7 +226,10 @@ fn following_workshop_md_counts_every_event_it_was_sent() {
     assert_eq!(status["late_recent"]["late"], 0, "{status:#}");
     let counted = query("SELECT SUM(event_count), COUNT(*) FROM data_journey.dataflow");
     assert_eq!(counted[0][0], PUBLISH.to_string(), "every message published is counted once in the table");
-    assert!(!repo_root().join("out/dead-letters.ndjson").exists() || std::fs::read_to_string(repo_root().join("out/dead-letters.ndjson")).unwrap().trim().is_empty());
+    assert!(
+        !repo_root().join("out/dead-letters.ndjson").exists()
+            || std::fs::read_to_string(repo_root().join("out/dead-letters.ndjson")).unwrap().trim().is_empty()
+    );
 }
 
 /// The publish command with its `--file` replaced by `file`.

@@ -58,18 +58,10 @@ impl Pointer {
     pub fn parse(text: &str) -> Result<Self, String> {
         let body = text.strip_prefix('/').unwrap_or(text);
         if body.is_empty() {
-            return Err(format!(
-                "field pointer {text:?} is empty: name a field, e.g. \"/user_pseudo_id\""
-            ));
+            return Err(format!("field pointer {text:?} is empty: name a field, e.g. \"/user_pseudo_id\""));
         }
-        let segments = body
-            .split('/')
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect();
-        Ok(Self {
-            text: format!("/{body}"),
-            segments,
-        })
+        let segments = body.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+        Ok(Self { text: format!("/{body}"), segments })
     }
 
     /// The top-level field this pointer starts at.
@@ -118,10 +110,7 @@ pub fn key_text(raw: Raw<'_>) -> Result<Cow<'_, str>, String> {
     match text.as_bytes().first() {
         Some(b'"') => raw_str(raw).ok_or_else(|| format!("key {text} is not a valid string")),
         Some(b'-' | b'0'..=b'9') | Some(b't' | b'f') => Ok(Cow::Borrowed(text)),
-        _ => Err(format!(
-            "key is {}, expected a string or a number",
-            describe(text)
-        )),
+        _ => Err(format!("key is {}, expected a string or a number", describe(text))),
     }
 }
 
@@ -145,30 +134,17 @@ pub fn parse_event_time(raw: Raw<'_>, format: TimeFormat) -> Result<i64, String>
     // exports write 64-bit numbers as strings.
     let unquoted = raw_str(raw);
     let number = unquoted.as_deref().unwrap_or(text);
-    let bad = |what: &str| {
-        format!(
-            "event time {} is not {what}",
-            describe(text)
-        )
-    };
+    let bad = |what: &str| format!("event time {} is not {what}", describe(text));
     match format {
-        TimeFormat::Micros => number
-            .parse::<i64>()
-            .map_err(|_| bad("an integer number of microseconds")),
-        TimeFormat::Millis => number
-            .parse::<i64>()
-            .ok()
-            .and_then(|ms| ms.checked_mul(1_000))
-            .ok_or_else(|| bad("an integer number of milliseconds")),
+        TimeFormat::Micros => number.parse::<i64>().map_err(|_| bad("an integer number of microseconds")),
+        TimeFormat::Millis => {
+            number.parse::<i64>().ok().and_then(|ms| ms.checked_mul(1_000)).ok_or_else(|| bad("an integer number of milliseconds"))
+        }
         TimeFormat::Seconds => {
             if let Ok(s) = number.parse::<i64>() {
-                return s
-                    .checked_mul(1_000_000)
-                    .ok_or_else(|| bad("a number of seconds in range"));
+                return s.checked_mul(1_000_000).ok_or_else(|| bad("a number of seconds in range"));
             }
-            let s: f64 = number
-                .parse()
-                .map_err(|_| bad("a number of seconds"))?;
+            let s: f64 = number.parse().map_err(|_| bad("a number of seconds"))?;
             if s.is_finite() && s.abs() < 9.2e12 {
                 Ok((s * 1e6).round() as i64)
             } else {
@@ -187,19 +163,12 @@ pub fn parse_event_time(raw: Raw<'_>, format: TimeFormat) -> Result<i64, String>
 /// Returns `event` with `"name": value_json` added as its last field.
 /// `value_json` must be a JSON value (e.g. `"\"Friday\""` or `42`).
 pub fn append_field(event: &[u8], name: &str, value_json: &str) -> Result<Vec<u8>, ScanError> {
-    let end = event
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .ok_or(ScanError::NotAnObject)?;
+    let end = event.iter().rposition(|b| !b.is_ascii_whitespace()).ok_or(ScanError::NotAnObject)?;
     if event[end] != b'}' {
         return Err(ScanError::NotAnObject);
     }
     let body = &event[..end];
-    let empty = body
-        .iter()
-        .rev()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{');
+    let empty = body.iter().rev().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{');
     let name_json = serde_json::to_string(name).expect("a string always serialises");
     let mut out = Vec::with_capacity(event.len() + name_json.len() + value_json.len() + 3);
     out.extend_from_slice(body);
@@ -223,11 +192,7 @@ pub struct KeyAndTime {
 
 impl KeyAndTime {
     /// Registers the pointers' top-level fields with `scanner`.
-    pub fn new(
-        scanner: &mut FieldScanner,
-        key: Option<Pointer>,
-        time: Option<(Pointer, TimeFormat)>,
-    ) -> Self {
+    pub fn new(scanner: &mut FieldScanner, key: Option<Pointer>, time: Option<(Pointer, TimeFormat)>) -> Self {
         Self {
             key: key.map(|p| {
                 let i = scanner.index_of(p.top());
@@ -245,8 +210,7 @@ impl KeyAndTime {
         let Some((pointer, index)) = &self.key else {
             return Ok(None);
         };
-        let raw = resolve(pointer, *index, scanned)?
-            .ok_or_else(|| format!("missing key field {}", pointer.as_str()))?;
+        let raw = resolve(pointer, *index, scanned)?.ok_or_else(|| format!("missing key field {}", pointer.as_str()))?;
         key_text(raw).map(|k| Some(k.into_owned()))
     }
 
@@ -255,17 +219,12 @@ impl KeyAndTime {
         let Some((pointer, index, format)) = &self.time else {
             return Ok(None);
         };
-        let raw = resolve(pointer, *index, scanned)?
-            .ok_or_else(|| format!("missing event time field {}", pointer.as_str()))?;
+        let raw = resolve(pointer, *index, scanned)?.ok_or_else(|| format!("missing event time field {}", pointer.as_str()))?;
         parse_event_time(raw, *format).map(Some)
     }
 }
 
-fn resolve<'a>(
-    pointer: &Pointer,
-    index: usize,
-    scanned: &Scanned<'a>,
-) -> Result<Option<Raw<'a>>, String> {
+fn resolve<'a>(pointer: &Pointer, index: usize, scanned: &Scanned<'a>) -> Result<Option<Raw<'a>>, String> {
     match scanned.get(index) {
         None => Ok(None),
         Some(top) => pointer.descend(top),
@@ -327,13 +286,8 @@ mod tests {
         assert_eq!(parse_event_time(raw("1500"), TimeFormat::Millis), Ok(1_500_000));
         assert_eq!(parse_event_time(raw("\"77\""), TimeFormat::Micros), Ok(77));
         assert_eq!(parse_event_time(raw("1.5"), TimeFormat::Seconds), Ok(1_500_000));
-        assert_eq!(
-            parse_event_time(raw("\"2018-08-03T07:00:52.346001Z\""), TimeFormat::Rfc3339),
-            Ok(1_533_279_652_346_001)
-        );
-        assert!(parse_event_time(raw("\"x\""), TimeFormat::Micros)
-            .unwrap_err()
-            .contains("not an integer"));
+        assert_eq!(parse_event_time(raw("\"2018-08-03T07:00:52.346001Z\""), TimeFormat::Rfc3339), Ok(1_533_279_652_346_001));
+        assert!(parse_event_time(raw("\"x\""), TimeFormat::Micros).unwrap_err().contains("not an integer"));
         assert!(parse_event_time(raw("1.5"), TimeFormat::Micros).is_err());
     }
 

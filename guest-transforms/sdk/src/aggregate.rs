@@ -84,10 +84,7 @@ thread_local! {
 fn with_state<A: Aggregate, R>(f: impl FnOnce(&mut State<A>) -> R) -> R {
     STATE.with(|s| {
         let mut guard = s.borrow_mut();
-        let state = guard
-            .as_mut()
-            .and_then(|b| b.downcast_mut::<State<A>>())
-            .expect("the host calls init first");
+        let state = guard.as_mut().and_then(|b| b.downcast_mut::<State<A>>()).expect("the host calls init first");
         f(state)
     })
 }
@@ -100,16 +97,9 @@ impl<A: Aggregate> Driver<A> {
     pub fn init(config: &str) -> Result<contract::AggregateInfo, String> {
         let plugin = A::new(config)?;
         let scanner = FieldScanner::new(plugin.fields());
-        let state = State::<A> {
-            plugin,
-            scanner,
-            slots: Vec::new(),
-        };
+        let state = State::<A> { plugin, scanner, slots: Vec::new() };
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(state)));
-        Ok(contract::AggregateInfo {
-            state_format: A::STATE_FORMAT.to_string(),
-            needs_payload: A::NEEDS_PAYLOAD,
-        })
+        Ok(contract::AggregateInfo { state_format: A::STATE_FORMAT.to_string(), needs_payload: A::NEEDS_PAYLOAD })
     }
 
     pub fn add(events: wit::EventBatch, adds: Vec<contract::SlotInput>) -> Vec<contract::RejectedAdd> {

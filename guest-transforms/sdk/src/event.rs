@@ -13,11 +13,7 @@ pub struct Event<'a> {
 
 impl<'a> Event<'a> {
     pub(crate) fn new(bytes: &'a [u8], scanner: &'a FieldScanner, scanned: Scanned<'a>) -> Self {
-        Self {
-            bytes,
-            scanner,
-            scanned,
-        }
+        Self { bytes, scanner, scanned }
     }
 
     /// The event's JSON bytes, as received.
@@ -32,12 +28,9 @@ impl<'a> Event<'a> {
     /// If `name` is not listed in the plugin's `fields()`: that is a bug in the
     /// plugin, and the panic message says which name to add.
     pub fn raw(&self, name: &str) -> Option<Raw<'a>> {
-        let index = self.scanner.position(name).unwrap_or_else(|| {
-            panic!("field {name:?} is read but not listed in fields(); add it there")
-        });
-        self.scanned
-            .get(index)
-            .filter(|raw| raw.get() != "null")
+        let index =
+            self.scanner.position(name).unwrap_or_else(|| panic!("field {name:?} is read but not listed in fields(); add it there"));
+        self.scanned.get(index).filter(|raw| raw.get() != "null")
     }
 
     /// A string field's text (`None` if absent, null or not a string).

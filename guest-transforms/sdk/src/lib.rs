@@ -94,7 +94,7 @@ macro_rules! export_transform {
     ($ty:ty) => {
         const _: () = {
             use $crate::bindings::transform::exports::runnel::plugin::transformer as contract;
-            use $crate::bindings::transform::runnel::plugin::types as types;
+            use $crate::bindings::transform::runnel::plugin::types;
             struct RunnelTransform;
             impl contract::Guest for RunnelTransform {
                 fn init(config: String, fields: types::EventFields) -> Result<(), String> {
@@ -104,7 +104,7 @@ macro_rules! export_transform {
                     $crate::__private::TransformDriver::<$ty>::transform(batch)
                 }
             }
-            $crate::bindings::transform::export!(RunnelTransform with_types_in $crate::bindings::transform);
+    $crate::bindings::transform::export!(RunnelTransform with_types_in $crate::bindings::transform);
         };
     };
 }
@@ -115,7 +115,7 @@ macro_rules! export_aggregate {
     ($ty:ty) => {
         const _: () = {
             use $crate::bindings::aggregate::exports::runnel::plugin::aggregator as contract;
-            use $crate::bindings::aggregate::runnel::plugin::types as types;
+            use $crate::bindings::aggregate::runnel::plugin::types;
             type D = $crate::__private::AggregateDriver<$ty>;
             struct RunnelAggregate;
             impl contract::Guest for RunnelAggregate {
@@ -141,7 +141,7 @@ macro_rules! export_aggregate {
                     D::import_state(slot, state)
                 }
             }
-            $crate::bindings::aggregate::export!(RunnelAggregate with_types_in $crate::bindings::aggregate);
+    $crate::bindings::aggregate::export!(RunnelAggregate with_types_in $crate::bindings::aggregate);
         };
     };
 }
@@ -153,9 +153,6 @@ pub fn parse_config<T: serde::de::DeserializeOwned + Default>(config: &str) -> R
         return Ok(T::default());
     }
     serde_json::from_str(config).map_err(|e| {
-        format!(
-            "plugin configuration is not valid for {}: {e}",
-            std::any::type_name::<T>().rsplit("::").next().unwrap_or("this plugin")
-        )
+        format!("plugin configuration is not valid for {}: {e}", std::any::type_name::<T>().rsplit("::").next().unwrap_or("this plugin"))
     })
 }

@@ -55,11 +55,7 @@ impl Emitted {
 
 impl Emit<'_> {
     fn push(&mut self, payload: Option<Vec<u8>>) -> &mut Emitted {
-        self.outputs.push(Emitted {
-            payload,
-            key: None,
-            event_time_us: None,
-        });
+        self.outputs.push(Emitted { payload, key: None, event_time_us: None });
         self.outputs.last_mut().expect("just pushed")
     }
 
@@ -77,8 +73,7 @@ impl Emit<'_> {
     /// bytes rather than re-serialising the event. `value_json` must be a
     /// JSON value, e.g. `"\"Friday\""`.
     pub fn add_field(&mut self, name: &str, value_json: &str) -> Result<&mut Emitted, String> {
-        let payload =
-            runnel_event::append_field(self.input, name, value_json).map_err(|e| e.to_string())?;
+        let payload = runnel_event::append_field(self.input, name, value_json).map_err(|e| e.to_string())?;
         Ok(self.push(Some(payload)))
     }
 }
@@ -103,19 +98,9 @@ impl<T: Transform> Driver<T> {
         let plugin = T::new(config)?;
         let mut scanner = FieldScanner::new(plugin.fields());
         let key = fields.key_pointer.as_deref().map(Pointer::parse).transpose()?;
-        let time = fields
-            .time_pointer
-            .as_deref()
-            .map(Pointer::parse)
-            .transpose()?
-            .map(|p| (p, time_format(fields.time_format)));
+        let time = fields.time_pointer.as_deref().map(Pointer::parse).transpose()?.map(|p| (p, time_format(fields.time_format)));
         let key_and_time = KeyAndTime::new(&mut scanner, key, time);
-        let state = State {
-            plugin,
-            scanner,
-            key_and_time,
-            outputs: Vec::new(),
-        };
+        let state = State { plugin, scanner, key_and_time, outputs: Vec::new() };
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(state)));
         Ok(())
     }
@@ -123,23 +108,14 @@ impl<T: Transform> Driver<T> {
     pub fn transform(batch: wit::EventBatch) -> contract::TransformResult {
         STATE.with(|s| {
             let mut guard = s.borrow_mut();
-            let state = guard
-                .as_mut()
-                .and_then(|b| b.downcast_mut::<State<T>>())
-                .expect("the host calls init before transform");
-            let mut result = contract::TransformResult {
-                emitted: Vec::with_capacity(batch.ends.len()),
-                rejected: Vec::new(),
-            };
+            let state = guard.as_mut().and_then(|b| b.downcast_mut::<State<T>>()).expect("the host calls init before transform");
+            let mut result = contract::TransformResult { emitted: Vec::with_capacity(batch.ends.len()), rejected: Vec::new() };
             let mut start = 0usize;
             for (index, &end) in batch.ends.iter().enumerate() {
                 let bytes = &batch.bytes[start..end as usize];
                 start = end as usize;
                 if let Err(reason) = state.one(index as u32, bytes, &mut result.emitted) {
-                    result.rejected.push(contract::Rejected {
-                        source: index as u32,
-                        reason,
-                    });
+                    result.rejected.push(contract::Rejected { source: index as u32, reason });
                 }
             }
             result
@@ -152,10 +128,7 @@ impl<T: Transform> State<T> {
         let scanned = self.scanner.scan(bytes).map_err(|e| e.to_string())?;
         self.outputs.clear();
         let event = Event::new(bytes, &self.scanner, scanned.clone());
-        let mut emit = Emit {
-            outputs: &mut self.outputs,
-            input: bytes,
-        };
+        let mut emit = Emit { outputs: &mut self.outputs, input: bytes };
         self.plugin.transform(&event, &mut emit)?;
         if self.outputs.is_empty() {
             return Ok(());

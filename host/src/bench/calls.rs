@@ -43,11 +43,8 @@ fn time(events: usize, size: usize, mut per_batch: impl FnMut(usize) -> Result<(
 }
 
 pub fn measure(runtime: &PluginRuntime, lines: &[String], events: usize) -> Result<Vec<CallCost>> {
-    let fields = FieldsSpec {
-        key_pointer: Some("/user_pseudo_id".into()),
-        time_pointer: Some("/event_timestamp".into()),
-        ..Default::default()
-    };
+    let fields =
+        FieldsSpec { key_pointer: Some("/user_pseudo_id".into()), time_pointer: Some("/event_timestamp".into()), ..Default::default() };
     let mut wasm_t = TransformPlugin::load(runtime, plugin("add-weekday"), "", &fields)?;
     let mut wasm_a = AggregatePlugin::load(runtime, plugin("count-events"), "")?;
     let mut native_t = NativeAddWeekday::default();

@@ -14,9 +14,7 @@ const FIELD: &[u8] = b"\"event_timestamp\":";
 /// The bundled events (examples/data, embedded in the binary), one line each.
 pub fn bundled_lines() -> Result<Vec<String>> {
     let mut text = String::new();
-    MultiGzDecoder::new(crate::source::synthetic::FLOOD_IT_GZ)
-        .read_to_string(&mut text)
-        .context("cannot read the bundled events")?;
+    MultiGzDecoder::new(crate::source::synthetic::FLOOD_IT_GZ).read_to_string(&mut text).context("cannot read the bundled events")?;
     Ok(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect())
 }
 

@@ -113,11 +113,8 @@ fn config(input: &Path, work: &Path) -> Result<PipelineConfig> {
 /// One end-to-end run; `rows` collects the windows instead of the null sink.
 fn run_pipeline(input: &Path, work: &Path, native: bool, rows: Option<Arc<Mutex<Vec<String>>>>) -> Result<Counters> {
     let cfg = config(input, work)?;
-    let overrides = Overrides {
-        native: native.then(native::plugins),
-        sink: rows.map(|r| Box::new(Rows(r)) as Box<dyn Sink>),
-        ..Default::default()
-    };
+    let overrides =
+        Overrides { native: native.then(native::plugins), sink: rows.map(|r| Box::new(Rows(r)) as Box<dyn Sink>), ..Default::default() };
     let counters = Pipeline::with_overrides(&cfg, overrides)?.run()?;
     ensure!(
         counters.dead_letters == 0 && counters.elements == counters.events_in,
@@ -160,16 +157,8 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
     progress("plugin call cost by batch size");
     let runtime = crate::plugin::runtime::PluginRuntime::new(Default::default())?;
     let calls = calls::measure(&runtime, &lines, if opts.smoke { 20_000 } else { 200_000 })?;
-    let mut results = Results {
-        smoke: opts.smoke,
-        events,
-        wasm,
-        native,
-        calls,
-        runnel_on_peer_input: None,
-        peers: Vec::new(),
-        peer_errors: Vec::new(),
-    };
+    let mut results =
+        Results { smoke: opts.smoke, events, wasm, native, calls, runnel_on_peer_input: None, peers: Vec::new(), peer_errors: Vec::new() };
     if opts.peers {
         let peers = peers::Peers::in_repo(&opts.repo);
         let (small_n, large_n) = if opts.smoke { (2_000, 8_000) } else { (lines.len(), 8 * lines.len()) };
@@ -177,9 +166,8 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
         let large = input::looped(&data, &lines, large_n)?;
         let small_rows = windows(&small, &opts.work, false)?;
         let large_rows = windows(&large, &opts.work, false)?;
-        let on_small: Vec<f64> = (0..rounds)
-            .map(|_| run_pipeline(&small, &opts.work, false, None).map(|c| c.events_per_second()))
-            .collect::<Result<_>>()?;
+        let on_small: Vec<f64> =
+            (0..rounds).map(|_| run_pipeline(&small, &opts.work, false, None).map(|c| c.events_per_second())).collect::<Result<_>>()?;
         results.runnel_on_peer_input = Some(median(&on_small));
         for mode in ["streaming", "batch"] {
             progress(&format!("Apache Beam, {mode}, {small_n} events"));

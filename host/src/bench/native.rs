@@ -67,8 +67,5 @@ impl NativeAddWeekday {
 /// Both native plugins, for [`crate::pipeline::Overrides::native`].
 pub fn plugins() -> NativePlugins {
     let mut transform = NativeAddWeekday::default();
-    NativePlugins {
-        transform: Box::new(move |batch| transform.transform(batch)),
-        aggregate: Box::new(NativeCount::default()),
-    }
+    NativePlugins { transform: Box::new(move |batch| transform.transform(batch)), aggregate: Box::new(NativeCount::default()) }
 }

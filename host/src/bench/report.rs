@@ -73,12 +73,7 @@ pub fn summary(r: &Results) -> Vec<String> {
             } else {
                 String::new()
             };
-            lines.push(format!(
-                "runnel / {}: {:.1}×{target}; same windows: {}",
-                p.name,
-                ratio,
-                if p.same_windows { "yes" } else { "NO" }
-            ));
+            lines.push(format!("runnel / {}: {:.1}×{target}; same windows: {}", p.name, ratio, if p.same_windows { "yes" } else { "NO" }));
         }
     }
     for e in &r.peer_errors {
@@ -99,8 +94,12 @@ pub fn markdown(r: &Results, plot: &str) -> String {
     let _ = writeln!(md, "|---|---|---|");
     let rounds = |xs: &[f64]| xs.iter().map(|x| thousands(*x)).collect::<Vec<_>>().join(", ");
     let _ = writeln!(md, "| WASM plugins (the product) | {} | {} |", thousands(r.wasm_rate()), rounds(&r.wasm));
-    let _ = writeln!(md, "| native plugins in the host (the limit of the design) | {} | {} |", thousands(r.native_rate()), rounds(&r.native));
-    let _ = writeln!(md, "\n| batch size | transform WASM ns/event | transform native ns/event | aggregate WASM ns/add | aggregate native ns/add |");
+    let _ =
+        writeln!(md, "| native plugins in the host (the limit of the design) | {} | {} |", thousands(r.native_rate()), rounds(&r.native));
+    let _ = writeln!(
+        md,
+        "\n| batch size | transform WASM ns/event | transform native ns/event | aggregate WASM ns/add | aggregate native ns/add |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|");
     for c in &r.calls {
         let _ = writeln!(
@@ -112,7 +111,8 @@ pub fn markdown(r: &Results, plot: &str) -> String {
     if let Some(on_peer_input) = r.runnel_on_peer_input {
         let _ = writeln!(md, "\n| on the peers' input | events | events/s | runnel / peer | windows | same windows as runnel |");
         let _ = writeln!(md, "|---|---|---|---|---|---|");
-        let _ = writeln!(md, "| runnel, WASM plugins | {} | {} | 1.0 | | |", r.peers.first().map_or(0, |p| p.events), thousands(on_peer_input));
+        let _ =
+            writeln!(md, "| runnel, WASM plugins | {} | {} | 1.0 | | |", r.peers.first().map_or(0, |p| p.events), thousands(on_peer_input));
         for p in &r.peers {
             let _ = writeln!(
                 md,

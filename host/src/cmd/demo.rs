@@ -12,8 +12,8 @@ use crate::sink::tee::TeeSink;
 use crate::sink::{Columns, Sink};
 use crate::source::file::FileSource;
 use crate::source::paced::PacedSource;
-use crate::source::Source;
 use crate::source::synthetic::FLOOD_IT_GZ;
+use crate::source::Source;
 
 /// The demo's pipeline file, as shipped in `examples/demo.toml`.
 pub const DEMO_TOML: &str = include_str!("../../../examples/demo.toml");
@@ -40,10 +40,7 @@ pub fn run(opts: &DemoOptions) -> Result<Counters> {
     let table = StdoutSink::new(std::io::stdout(), opts.top, Some(opts.windows));
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(table)];
     if let Some(path) = &opts.output {
-        let columns = Columns {
-            key: cfg.sink.key_column.clone(),
-            value: cfg.sink.value_column.clone(),
-        };
+        let columns = Columns { key: cfg.sink.key_column.clone(), value: cfg.sink.value_column.clone() };
         sinks.push(Box::new(NdjsonSink::create(path, columns)?));
     }
     let mut source: Box<dyn Source> = Box::new(FileSource::from_reader("bundled:floodit-events.ndjson.gz", FLOOD_IT_GZ, true));
@@ -58,11 +55,7 @@ pub fn run(opts: &DemoOptions) -> Result<Counters> {
         });
         source = Box::new(PacedSource::new(source, rate));
     }
-    let overrides = Overrides {
-        source: Some(source),
-        sink: Some(Box::new(TeeSink(sinks))),
-        ..Default::default()
-    };
+    let overrides = Overrides { source: Some(source), sink: Some(Box::new(TeeSink(sinks))), ..Default::default() };
     let mut pipeline = Pipeline::with_overrides(&cfg, overrides)?;
     let admin = super::run::start_admin(&cfg, opts.admin.as_deref(), &pipeline)?;
     println!("runnel demo: Flood It events → add-weekday → events per user per minute → count-events\n");

@@ -49,25 +49,14 @@ pub fn replay(config: &Path) -> Result<ReplaySummary> {
              recorded): they cannot be replayed and stay in the file moved aside"
         );
     }
-    let events: Vec<(String, Vec<u8>)> = letters
-        .iter()
-        .filter(|l| l.stage != Stage::Sink && l.is_whole())
-        .map(|l| (l.source.clone(), l.payload_bytes()))
-        .collect();
+    let events: Vec<(String, Vec<u8>)> =
+        letters.iter().filter(|l| l.stage != Stage::Sink && l.is_whole()).map(|l| (l.source.clone(), l.payload_bytes())).collect();
     let replayed = events.len();
     cfg.watermark = Some(WatermarkSpec::EndOfInput);
-    let overrides = Overrides {
-        source: Some(Box::new(MemorySource::new(events))),
-        ..Default::default()
-    };
+    let overrides = Overrides { source: Some(Box::new(MemorySource::new(events))), ..Default::default() };
     let mut pipeline = Pipeline::with_overrides(&cfg, overrides)?;
     let counters = pipeline.run()?;
     super::print_summary(&counters, pipeline.dead_letters());
     eprintln!("replayed {replayed} dead letters; the originals are in {}", aside.display());
-    Ok(ReplaySummary {
-        replayed,
-        torn_last_line: torn,
-        kept_aside: aside,
-        counters,
-    })
+    Ok(ReplaySummary { replayed, torn_last_line: torn, kept_aside: aside, counters })
 }

@@ -91,9 +91,8 @@ pub fn list() -> String {
 pub fn exercise_of(crate_dir: &Path, named: Option<&str>) -> Result<Exercise> {
     match named {
         Some(n) => Exercise::find(n),
-        None => Exercise::find(&crate_dir.display().to_string()).with_context(|| {
-            format!("which exercise is {}? name it with --exercise", crate_dir.display())
-        }),
+        None => Exercise::find(&crate_dir.display().to_string())
+            .with_context(|| format!("which exercise is {}? name it with --exercise", crate_dir.display())),
     }
 }
 
@@ -122,10 +121,7 @@ pub fn room(opts: &RoomOptions) -> Result<crate::room::RoomReport> {
         .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
         .collect();
     files.sort();
-    let guests = files
-        .iter()
-        .map(|p| PluginSource::from_file(p))
-        .collect::<Result<Vec<_>>>()?;
+    let guests = files.iter().map(|p| PluginSource::from_file(p)).collect::<Result<Vec<_>>>()?;
     let runtime = PluginRuntime::new(grade::grading_limits())?;
     let mut room = crate::room::Room::new(runtime, exercise, reference, guests)?;
     let mut source: Box<dyn crate::source::Source> = match &opts.input {

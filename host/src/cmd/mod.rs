@@ -13,8 +13,8 @@ pub mod setup;
 pub mod status;
 pub mod try_exercise;
 
-use crate::pipeline::Counters;
 use crate::deadletter::DeadLetters;
+use crate::pipeline::Counters;
 
 /// Prints a run's summary to stderr.
 pub fn print_summary(c: &Counters, dead: &DeadLetters) {
@@ -41,10 +41,7 @@ pub fn print_summary(c: &Counters, dead: &DeadLetters) {
         c.aggregate_ns_per_event()
     );
     if c.reloads + c.refused_reloads + c.quarantines > 0 {
-        eprintln!(
-            "  hot reloads: {} swapped in, {} refused, {} quarantined",
-            c.reloads, c.refused_reloads, c.quarantines
-        );
+        eprintln!("  hot reloads: {} swapped in, {} refused, {} quarantined", c.reloads, c.refused_reloads, c.quarantines);
     }
     if c.transform_restarts > 0 {
         eprintln!("  the transform plugin was restarted {} times after failures", c.transform_restarts);

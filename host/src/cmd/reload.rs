@@ -23,9 +23,9 @@ pub fn run(opts: &ReloadOptions) -> Result<Vec<serde_json::Value>> {
     let admin = cfg.admin.clone().unwrap_or_default();
     let address = opts.admin.clone().unwrap_or(admin.listen.clone());
     let base = if address.starts_with("http") { address } else { format!("http://{address}") };
-    let token = admin.token().context(
-        "no admin token: set RUNNEL_ADMIN_TOKEN (or [admin] token in the pipeline file) to the running pipeline's token",
-    )?;
+    let token = admin
+        .token()
+        .context("no admin token: set RUNNEL_ADMIN_TOKEN (or [admin] token in the pipeline file) to the running pipeline's token")?;
     let mut outcomes = Vec::new();
     let uploads: Vec<_> = [("transform", &opts.transform), ("aggregate", &opts.aggregate)]
         .into_iter()
@@ -55,10 +55,8 @@ fn send(req: ureq::Request, token: &str, body: Option<&[u8]>) -> Result<Vec<serd
         Err(ureq::Error::Status(422, r)) => r,
         Err(ureq::Error::Status(code, r)) => {
             let text = r.into_string().unwrap_or_default();
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or(text);
+            let message =
+                serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["error"].as_str().map(str::to_string)).unwrap_or(text);
             bail!("the admin server refused ({code}): {message}");
         }
         Err(e) => bail!("cannot reach the admin server at {url}: {e}; is `runnel run` running with an [admin] table (or --admin)?"),

@@ -24,7 +24,8 @@ pub fn run(config: &Path, admin: Option<&str>) -> Result<Counters> {
 pub fn stop_on_signals(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (mut term, mut int) = rt.block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)) })?;
+    let (mut term, mut int) =
+        rt.block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)) })?;
     std::thread::Builder::new().name("runnel-signals".into()).spawn(move || {
         rt.block_on(async move {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }

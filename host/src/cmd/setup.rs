@@ -46,9 +46,7 @@ pub fn run(config: &Path) -> Result<()> {
     let rt = crate::cloud::runtime()?;
     rt.block_on(async {
         if let SourceConfig::Pubsub { subscription, topic, ack_deadline_s, .. } = &cfg.source {
-            let topic = topic.as_deref().context(
-                "[source] needs topic = \"...\" for runnel setup to create the subscription on it",
-            )?;
+            let topic = topic.as_deref().context("[source] needs topic = \"...\" for runnel setup to create the subscription on it")?;
             let admin = cloud.topic_admin().await?;
             let r = admin.create_topic().set_name(cloud.topic_path(topic)).send().await;
             report(&format!("Pub/Sub topic {}", cloud.topic_path(topic)), r.map(|_| ()).map_err(|e| e.to_string()))?;
@@ -76,14 +74,8 @@ pub fn run(config: &Path) -> Result<()> {
             let bq = cloud.bigquery().await?;
             let r = bq.dataset().create(Dataset::new(&cloud.project, dataset)).await;
             report(&format!("BigQuery dataset {}.{dataset}", cloud.project), r.map(|_| ()).map_err(|e| e.to_string()))?;
-            let r = bq
-                .table()
-                .create(Table::new(&cloud.project, dataset, table, table_schema(&cfg)))
-                .await;
-            report(
-                &format!("BigQuery table {}.{dataset}.{table}", cloud.project),
-                r.map(|_| ()).map_err(|e| e.to_string()),
-            )?;
+            let r = bq.table().create(Table::new(&cloud.project, dataset, table, table_schema(&cfg))).await;
+            report(&format!("BigQuery table {}.{dataset}.{table}", cloud.project), r.map(|_| ()).map_err(|e| e.to_string()))?;
         }
         Ok(())
     })

@@ -79,10 +79,7 @@ pub struct StatusOptions<'a> {
 
 pub fn run(opts: &StatusOptions) -> Result<Status> {
     let cfg = PipelineConfig::load(opts.config)?;
-    let mut status = Status {
-        dead_letter_file: cfg.resolve(&cfg.dead_letters.path).display().to_string(),
-        ..Default::default()
-    };
+    let mut status = Status { dead_letter_file: cfg.resolve(&cfg.dead_letters.path).display().to_string(), ..Default::default() };
     let needs_cloud = matches!(cfg.source, SourceConfig::Pubsub { .. }) || cfg.sink.kind == SinkKind::Bigquery;
     let cloud = if needs_cloud { Some(Cloud::resolve(&cfg.cloud)?) } else { None };
     if let SourceConfig::Pubsub { lease_extension_s, ack_deadline_s, .. } = &cfg.source {
@@ -177,10 +174,9 @@ fn peek(cloud: &Cloud, subscription: &str, limit: usize) -> Result<(usize, bool)
 
 /// An OAuth access token from Application Default Credentials.
 fn access_token(scope: &str) -> Result<String> {
-    let creds = google_cloud_auth::credentials::Builder::default()
-        .with_scopes([scope])
-        .build_access_token_credentials()
-        .context("no Application Default Credentials: run `gcloud auth application-default login`, or set PUBSUB_EMULATOR_HOST for the emulator")?;
+    let creds = google_cloud_auth::credentials::Builder::default().with_scopes([scope]).build_access_token_credentials().context(
+        "no Application Default Credentials: run `gcloud auth application-default login`, or set PUBSUB_EMULATOR_HOST for the emulator",
+    )?;
     let rt = crate::cloud::runtime()?;
     let token = rt.block_on(creds.access_token()).context("cannot get an access token from Application Default Credentials")?;
     Ok(token.token)
@@ -219,9 +215,17 @@ impl std::fmt::Display for Status {
                 writeln!(
                     f,
                     "running pipeline: {} events in, {} panes, {} dead letters, {} messages held unacknowledged",
-                    c["events_in"], c["panes"], c["dead_letters"], held.unwrap_or(0)
+                    c["events_in"],
+                    c["panes"],
+                    c["dead_letters"],
+                    held.unwrap_or(0)
                 )?;
-                writeln!(f, "  transform {}, aggregate {}", p["transform"].as_str().unwrap_or("none"), p["aggregate"].as_str().unwrap_or("?"))?;
+                writeln!(
+                    f,
+                    "  transform {}, aggregate {}",
+                    p["transform"].as_str().unwrap_or("none"),
+                    p["aggregate"].as_str().unwrap_or("?")
+                )?;
                 if let Some(late) = &self.late_recent {
                     writeln!(
                         f,

@@ -92,10 +92,7 @@ const BUNDLED: &[(&str, &str, &str)] =
 impl Exercise {
     /// The bundled exercises, in order (visible cases only).
     pub fn bundled() -> Vec<Exercise> {
-        BUNDLED
-            .iter()
-            .map(|(name, def, visible)| Self::parse(name, def, visible, "").expect("bundled exercises are valid"))
-            .collect()
+        BUNDLED.iter().map(|(name, def, visible)| Self::parse(name, def, visible, "").expect("bundled exercises are valid")).collect()
     }
 
     /// Adds the held-back cases from the instructor's folder: `DIR/NAME/
@@ -106,7 +103,12 @@ impl Exercise {
             .into_iter()
             .find(|p| p.exists())
             .with_context(|| {
-                format!("no held-back cases for {} in {}: expected {}/held-back.ndjson", self.name, dir.display(), dir.join(&self.name).display())
+                format!(
+                    "no held-back cases for {} in {}: expected {}/held-back.ndjson",
+                    self.name,
+                    dir.display(),
+                    dir.join(&self.name).display()
+                )
             })?;
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         self.held_back = parse_cases(&text, true).with_context(|| format!("in {}", path.display()))?;
@@ -122,10 +124,8 @@ impl Exercise {
             return Self::from_dir(path);
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(reference);
-        let matches: Vec<Exercise> = Self::bundled()
-            .into_iter()
-            .filter(|e| e.name == name || e.name.split('-').next() == Some(name))
-            .collect();
+        let matches: Vec<Exercise> =
+            Self::bundled().into_iter().filter(|e| e.name == name || e.name.split('-').next() == Some(name)).collect();
         match matches.len() {
             1 => Ok(matches.into_iter().next().expect("one")),
             _ => bail!(
@@ -139,8 +139,7 @@ impl Exercise {
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| format!("cannot read {}", dir.join(f).display()));
         let held = std::fs::read_to_string(dir.join("held-back.ndjson")).unwrap_or_default();
         let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        Self::parse(&name, &read("exercise.toml")?, &read("cases.ndjson")?, &held)
-            .with_context(|| format!("in exercise {}", dir.display()))
+        Self::parse(&name, &read("exercise.toml")?, &read("cases.ndjson")?, &held).with_context(|| format!("in exercise {}", dir.display()))
     }
 
     fn parse(name: &str, definition: &str, visible: &str, held: &str) -> Result<Exercise> {

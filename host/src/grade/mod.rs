@@ -34,10 +34,7 @@ pub use exercise::{Case, Exercise};
 
 /// Sandbox limits while grading: tight, so a looping guest costs little.
 pub fn grading_limits() -> Limits {
-    Limits {
-        call_timeout: Duration::from_millis(250),
-        max_memory_bytes: 64 << 20,
-    }
+    Limits { call_timeout: Duration::from_millis(250), max_memory_bytes: 64 << 20 }
 }
 
 /// One case's verdict.
@@ -196,14 +193,7 @@ fn explain(reason: String) -> String {
 }
 
 fn verdict(case: &Case, diff: Vec<String>) -> CaseResult {
-    CaseResult {
-        name: case.name.clone(),
-        held_back: case.held_back,
-        passed: diff.is_empty(),
-        error: None,
-        diff,
-        hint: case.hint.clone(),
-    }
+    CaseResult { name: case.name.clone(), held_back: case.held_back, passed: diff.is_empty(), error: None, diff, hint: case.hint.clone() }
 }
 
 fn batch_of(case: &Case) -> EventBatch {
@@ -371,10 +361,8 @@ fn grade_aggregate(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
     actual.sort_by_key(order);
     let mut expected = case.expect.clone();
     expected.sort_by_key(order);
-    let mut diff: Vec<String> = refused
-        .iter()
-        .map(|r| format!("input {} was refused, but should not be: {}", r.event + 1, r.reason))
-        .collect();
+    let mut diff: Vec<String> =
+        refused.iter().map(|r| format!("input {} was refused, but should not be: {}", r.event + 1, r.reason)).collect();
     let (mut e, mut a) = (expected.iter().peekable(), actual.iter().peekable());
     loop {
         match (e.peek(), a.peek()) {
@@ -393,7 +381,11 @@ fn grade_aggregate(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
                 a.next();
             }
             (Some(x), y) if y.is_none_or(|y| order(x) < order(y)) => {
-                diff.push(format!("no pane for {} in the window from {}", x["key"].as_str().unwrap_or("?"), x["window_start"].as_str().unwrap_or("?")));
+                diff.push(format!(
+                    "no pane for {} in the window from {}",
+                    x["key"].as_str().unwrap_or("?"),
+                    x["window_start"].as_str().unwrap_or("?")
+                ));
                 e.next();
             }
             (_, Some(y)) => {

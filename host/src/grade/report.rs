@@ -55,15 +55,7 @@ pub fn summary(cards: &[Scorecard]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<width$}  score  cases  first failing case", "guest");
     for c in &sorted {
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>4}%  {:>2}/{:<2}  {}",
-            file_name(&c.plugin),
-            c.score,
-            c.passed,
-            c.total,
-            first_reason(c)
-        );
+        let _ = writeln!(out, "{:<width$}  {:>4}%  {:>2}/{:<2}  {}", file_name(&c.plugin), c.score, c.passed, c.total, first_reason(c));
     }
     let full = cards.iter().filter(|c| c.score == 100).count();
     let zero = cards.iter().filter(|c| c.score == 0).count();

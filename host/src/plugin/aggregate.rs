@@ -80,10 +80,7 @@ impl AggregatePlugin {
     /// The accumulators of `slots`, as bytes (for a new plugin version).
     pub fn export_state(&mut self, slots: &[u32]) -> Result<Vec<Vec<u8>>> {
         super::runtime::arm_store(&mut self.store, self.limits);
-        self.instance
-            .runnel_plugin_aggregator()
-            .call_export_state(&mut self.store, slots)
-            .map_err(|e| self.fail("export-state", e))
+        self.instance.runnel_plugin_aggregator().call_export_state(&mut self.store, slots).map_err(|e| self.fail("export-state", e))
     }
 
     /// Loads accumulators exported by another version.
@@ -115,10 +112,7 @@ impl AggregatePlugin {
         super::runtime::arm_store(&mut self.store, self.limits);
         let agg = self.instance.runnel_plugin_aggregator();
         let result = if self.info.needs_payload {
-            let batch = wit::EventBatch {
-                bytes: std::mem::take(&mut events.bytes),
-                ends: std::mem::take(&mut events.ends),
-            };
+            let batch = wit::EventBatch { bytes: std::mem::take(&mut events.bytes), ends: std::mem::take(&mut events.ends) };
             let r = agg.call_add(&mut self.store, &batch, &self.adds);
             events.bytes = batch.bytes;
             events.ends = batch.ends;
@@ -159,10 +153,7 @@ impl Accumulators for AggregatePlugin {
             match &ops[i] {
                 AccOp::Add { .. } => {
                     while let Some(AccOp::Add { slot, event }) = ops.get(i) {
-                        self.adds.push(contract::SlotInput {
-                            slot: *slot,
-                            event: if self.info.needs_payload { *event } else { 0 },
-                        });
+                        self.adds.push(contract::SlotInput { slot: *slot, event: if self.info.needs_payload { *event } else { 0 } });
                         self.add_events.push(*event);
                         i += 1;
                     }

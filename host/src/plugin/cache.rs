@@ -37,7 +37,11 @@ impl ArtifactCache {
         let meta = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
         let me = std::fs::metadata("/proc/self").map(|m| m.uid()).context("cannot tell which user runs runnel")?;
         if meta.uid() != me {
-            bail!("the plugin cache {} belongs to another user (uid {}): set RUNNEL_CACHE_DIR to a folder of your own", dir.display(), meta.uid());
+            bail!(
+                "the plugin cache {} belongs to another user (uid {}): set RUNNEL_CACHE_DIR to a folder of your own",
+                dir.display(),
+                meta.uid()
+            );
         }
         if meta.permissions().mode() & 0o022 != 0 {
             bail!(

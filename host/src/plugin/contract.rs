@@ -66,9 +66,7 @@ pub fn inspect(runtime: &PluginRuntime, source: &PluginSource, component: &Compo
     } else if exports.iter().any(|e| e == AGGREGATE_EXPORT) {
         Kind::Aggregate
     } else {
-        let other_version = exports
-            .iter()
-            .find(|e| e.starts_with("runnel:plugin/"));
+        let other_version = exports.iter().find(|e| e.starts_with("runnel:plugin/"));
         match other_version {
             Some(found) => bail!(
                 "{} was built against another version of the plugin contract: it exports \
@@ -85,10 +83,7 @@ pub fn inspect(runtime: &PluginRuntime, source: &PluginSource, component: &Compo
             ),
         }
     };
-    let foreign: Vec<&String> = imports
-        .iter()
-        .filter(|i| !i.starts_with("wasi:") && !i.starts_with("runnel:plugin/types"))
-        .collect();
+    let foreign: Vec<&String> = imports.iter().filter(|i| !i.starts_with("wasi:") && !i.starts_with("runnel:plugin/types")).collect();
     if !foreign.is_empty() {
         bail!(
             "{} imports {} which runnel does not provide; plugins may import only WASI \
@@ -97,13 +92,7 @@ pub fn inspect(runtime: &PluginRuntime, source: &PluginSource, component: &Compo
             foreign.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
         );
     }
-    Ok(Report {
-        kind,
-        exports,
-        imports,
-        size: source.bytes.len(),
-        hash: source.hash.clone(),
-    })
+    Ok(Report { kind, exports, imports, size: source.bytes.len(), hash: source.hash.clone() })
 }
 
 /// Compiles and inspects a plugin, requiring the given kind.

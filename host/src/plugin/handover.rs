@@ -56,12 +56,7 @@ impl Retiring {
 
 impl Aggregates {
     pub fn new(plugin: AggregatePlugin) -> Self {
-        Self {
-            current: plugin,
-            retiring: None,
-            old_ops: Vec::new(),
-            new_ops: Vec::new(),
-        }
+        Self { current: plugin, retiring: None, old_ops: Vec::new(), new_ops: Vec::new() }
     }
 
     /// The version new windows go to.
@@ -79,7 +74,12 @@ impl Aggregates {
     /// version keeps running); either way, the version no longer needed
     /// comes back for the caller to drop. An error of the outer `Result`
     /// means the old version failed and its state is lost.
-    pub fn swap(&mut self, mut new: AggregatePlugin, live: &[u32], merging: bool) -> Result<(Result<String, String>, Option<AggregatePlugin>)> {
+    pub fn swap(
+        &mut self,
+        mut new: AggregatePlugin,
+        live: &[u32],
+        merging: bool,
+    ) -> Result<(Result<String, String>, Option<AggregatePlugin>)> {
         if new.state_format() == self.current.state_format() {
             let states = self.current.export_state(live)?;
             if let Err(e) = new.import_state(live, states) {
@@ -91,19 +91,20 @@ impl Aggregates {
             return Ok((Ok(message), Some(old)));
         }
         if merging {
-            return Ok((Err(format!(
-                "its state format {:?} differs from the running version's {:?}, and merging windows \
+            return Ok((
+                Err(format!(
+                    "its state format {:?} differs from the running version's {:?}, and merging windows \
                  (sessions) cannot be finished by two versions side by side; give the new version \
                  the same state format, or restart the pipeline to switch",
-                new.state_format(),
-                self.current.state_format()
-            )), Some(new)));
+                    new.state_format(),
+                    self.current.state_format()
+                )),
+                Some(new),
+            ));
         }
         if let Some(r) = &self.retiring {
-            let reason = format!(
-                "an earlier version ({}) is still finishing {} windows; try again once they close",
-                r.plugin.source.name, r.left
-            );
+            let reason =
+                format!("an earlier version ({}) is still finishing {} windows; try again once they close", r.plugin.source.name, r.left);
             return Ok((Err(reason), Some(new)));
         }
         let old = std::mem::replace(&mut self.current, new);

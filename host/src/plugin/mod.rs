@@ -42,11 +42,7 @@ impl PluginSource {
     pub fn from_bytes(name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
         let bytes = bytes.into();
         let hash = blake3::hash(&bytes).to_hex()[..16].to_string();
-        Self {
-            name: name.into(),
-            bytes,
-            hash,
-        }
+        Self { name: name.into(), bytes, hash }
     }
 
     /// The version label recorded in panes, dead letters and reloads: `name@hash`.

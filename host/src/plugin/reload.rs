@@ -18,8 +18,8 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,13 +73,7 @@ pub struct Loaded {
 impl Loaded {
     /// What happened, for the requester and the history.
     pub fn outcome(&self, outcome: &'static str, message: String) -> ReloadOutcome {
-        ReloadOutcome {
-            kind: self.kind.world(),
-            plugin: self.label.clone(),
-            outcome,
-            message,
-            load_ms: self.load_time.as_secs_f64() * 1e3,
-        }
+        ReloadOutcome { kind: self.kind.world(), plugin: self.label.clone(), outcome, message, load_ms: self.load_time.as_secs_f64() * 1e3 }
     }
 
     /// Tells the requester (if any) what happened.
@@ -177,10 +171,12 @@ impl Reloader {
                     let started = Instant::now();
                     let label = req.source.label();
                     let plugin = match req.kind {
-                        Kind::Transform => load_transform(&runtime, req.source, &transform_config, &fields)
-                            .map(|p| NewPlugin::Transform(Box::new(p))),
-                        Kind::Aggregate => load_aggregate(&runtime, req.source, &aggregate_config)
-                            .map(|p| NewPlugin::Aggregate(Box::new(p))),
+                        Kind::Transform => {
+                            load_transform(&runtime, req.source, &transform_config, &fields).map(|p| NewPlugin::Transform(Box::new(p)))
+                        }
+                        Kind::Aggregate => {
+                            load_aggregate(&runtime, req.source, &aggregate_config).map(|p| NewPlugin::Aggregate(Box::new(p)))
+                        }
                     };
                     let loaded = Loaded {
                         kind: req.kind,
@@ -203,11 +199,7 @@ impl Reloader {
             .name("runnel-retire".into())
             .spawn(move || graveyard.into_iter().for_each(drop))
             .context("cannot start the plugin retirement thread")?;
-        Ok(Self {
-            retired,
-            handle: ReloadHandle { tx, loading, delivered },
-            loaded: done_rx,
-        })
+        Ok(Self { retired, handle: ReloadHandle { tx, loading, delivered }, loaded: done_rx })
     }
 
     pub fn handle(&self) -> ReloadHandle {
@@ -258,11 +250,7 @@ impl Reloader {
 impl ReloadRequest {
     /// Used by the watcher to notice that the pipeline has gone.
     fn noop() -> Self {
-        Self {
-            kind: Kind::Transform,
-            source: PluginSource::from_bytes("", Vec::new()),
-            reply: None,
-        }
+        Self { kind: Kind::Transform, source: PluginSource::from_bytes("", Vec::new()), reply: None }
     }
 
     fn is_noop(&self) -> bool {
@@ -277,11 +265,11 @@ pub fn load_transform(runtime: &PluginRuntime, source: PluginSource, config: &st
     let mut batch = EventBatch::default();
     batch.push(b"{}");
     let out = plugin.transform(runtime, &mut batch);
-    anyhow::ensure!(out.restarts == 0, "the plugin failed its smoke call (one `{{}}` event): {}", out
-        .rejected
-        .first()
-        .map(|r| r.reason.as_str())
-        .unwrap_or("it trapped"));
+    anyhow::ensure!(
+        out.restarts == 0,
+        "the plugin failed its smoke call (one `{{}}` event): {}",
+        out.rejected.first().map(|r| r.reason.as_str()).unwrap_or("it trapped")
+    );
     Ok(plugin)
 }
 
@@ -295,14 +283,9 @@ pub fn load_aggregate(runtime: &PluginRuntime, source: PluginSource, config: &st
     let mut plugin = AggregatePlugin::load(runtime, source, config)?;
     let mut batch = EventBatch::default();
     batch.push(b"{}");
-    let ops = [
-        AccOp::Add { slot: SMOKE_SLOT, event: 0 },
-        AccOp::Extract { slot: SMOKE_SLOT, pane: 0 },
-        AccOp::Release { slot: SMOKE_SLOT },
-    ];
+    let ops =
+        [AccOp::Add { slot: SMOKE_SLOT, event: 0 }, AccOp::Extract { slot: SMOKE_SLOT, pane: 0 }, AccOp::Release { slot: SMOKE_SLOT }];
     let mut panes = vec![crate::window::Pane::smoke()];
-    plugin
-        .apply(&ops, &mut batch, &mut panes)
-        .context("the plugin failed its smoke call (add, extract and release of one `{}` event)")?;
+    plugin.apply(&ops, &mut batch, &mut panes).context("the plugin failed its smoke call (add, extract and release of one `{}` event)")?;
     Ok(plugin)
 }

@@ -60,10 +60,7 @@ pub enum CompiledFrom {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            call_timeout: Duration::from_millis(1000),
-            max_memory_bytes: 64 << 20,
-        }
+        Self { call_timeout: Duration::from_millis(1000), max_memory_bytes: 64 << 20 }
     }
 }
 
@@ -80,10 +77,7 @@ pub struct PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -141,13 +135,7 @@ impl PluginRuntime {
                 None
             }
         });
-        Ok(Self {
-            engine,
-            linker,
-            limits,
-            compiled: Mutex::new(HashMap::new()),
-            disk,
-        })
+        Ok(Self { engine, linker, limits, compiled: Mutex::new(HashMap::new()), disk })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -213,10 +201,7 @@ impl PluginRuntime {
                 c
             }
         };
-        self.compiled
-            .lock()
-            .expect("not poisoned")
-            .insert(source.hash.clone(), component.clone());
+        self.compiled.lock().expect("not poisoned").insert(source.hash.clone(), component.clone());
         Ok((component, from))
     }
 
@@ -288,12 +273,16 @@ pub fn arm_store(store: &mut Store<PluginState>, limits: Limits) {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Failure {
     /// Ran past the call's time budget (wasm running).
-    TimeBudget { budget: Duration },
+    TimeBudget {
+        budget: Duration,
+    },
     /// A sandbox limit: memory, counts, or a WASI wait past the budget.
     Limit(SandboxLimit),
     StackOverflow,
     /// Panicked or aborted, with the guest's own message when it left one.
-    Panic { message: Option<String> },
+    Panic {
+        message: Option<String>,
+    },
     /// Another trap, in wasmtime's words.
     Trap(String),
     /// The call failed before or around the guest (instantiation, linking).
@@ -340,11 +329,9 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::TimeBudget { budget } => write!(
-                f,
-                "the plugin ran past its time budget of {} ms for one batch (an endless loop?)",
-                budget.as_millis()
-            ),
+            Failure::TimeBudget { budget } => {
+                write!(f, "the plugin ran past its time budget of {} ms for one batch (an endless loop?)", budget.as_millis())
+            }
             Failure::Limit(limit) => write!(f, "{limit}"),
             Failure::StackOverflow => write!(f, "the plugin overflowed its stack (unbounded recursion?)"),
             Failure::Panic { message: None } => write!(f, "the plugin panicked or aborted (wasm `unreachable`)"),

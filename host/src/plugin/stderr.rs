@@ -93,10 +93,7 @@ mod tests {
         let tail = StderrTail::default();
         tail.push(&vec![b'x'; 10_000]);
         tail.push(b"thread '<unnamed>' panicked at src/lib.rs:20:5:\nnot yet implemented: keep gameplay events\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n");
-        assert_eq!(
-            tail.panic_message().as_deref(),
-            Some("panicked at src/lib.rs:20:5: not yet implemented: keep gameplay events")
-        );
+        assert_eq!(tail.panic_message().as_deref(), Some("panicked at src/lib.rs:20:5: not yet implemented: keep gameplay events"));
         tail.clear();
         assert_eq!(tail.panic_message(), None);
     }

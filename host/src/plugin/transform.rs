@@ -13,9 +13,9 @@ use super::bindings::transform::runnel::plugin::types as wit;
 use super::bindings::transform::{Transform, TransformPre};
 use super::contract::{load, Kind, Report};
 use super::runtime::{describe_failure, Failure, PluginRuntime, PluginState};
-use crate::deadletter::Reason;
 use super::PluginSource;
 use crate::accumulate::EventBatch;
+use crate::deadletter::Reason;
 use runnel_event::TimeFormat;
 
 pub use contract::Emitted;
@@ -94,15 +94,8 @@ impl TransformPlugin {
                 source.name
             )
         })?;
-        let mut plugin = Self {
-            pre,
-            live: None,
-            config: config.to_string(),
-            fields: fields.to_wit(),
-            source,
-            report,
-            limits: runtime.limits(),
-        };
+        let mut plugin =
+            Self { pre, live: None, config: config.to_string(), fields: fields.to_wit(), source, report, limits: runtime.limits() };
         let name = plugin.source.name.clone();
         plugin.instance(runtime).map_err(|e| e.context(format!("{name} refused to start")))?;
         Ok(plugin)
@@ -159,10 +152,7 @@ impl TransformPlugin {
         if batch.is_empty() {
             return out;
         }
-        let wit_batch = wit::EventBatch {
-            bytes: std::mem::take(&mut batch.bytes),
-            ends: std::mem::take(&mut batch.ends),
-        };
+        let wit_batch = wit::EventBatch { bytes: std::mem::take(&mut batch.bytes), ends: std::mem::take(&mut batch.ends) };
         let (wit_batch, result) = self.call(runtime, wit_batch);
         batch.bytes = wit_batch.bytes;
         batch.ends = wit_batch.ends;
@@ -184,10 +174,7 @@ impl TransformPlugin {
     /// an exhausted budget fails the batch with the reason (the grader
     /// uses this; the pipeline uses [`transform`](Self::transform)).
     pub fn transform_whole(&mut self, runtime: &PluginRuntime, batch: &mut EventBatch) -> Result<TransformOutput, String> {
-        let wit_batch = wit::EventBatch {
-            bytes: std::mem::take(&mut batch.bytes),
-            ends: std::mem::take(&mut batch.ends),
-        };
+        let wit_batch = wit::EventBatch { bytes: std::mem::take(&mut batch.bytes), ends: std::mem::take(&mut batch.ends) };
         let (wit_batch, result) = self.call(runtime, wit_batch);
         batch.bytes = wit_batch.bytes;
         batch.ends = wit_batch.ends;
@@ -225,10 +212,7 @@ impl TransformPlugin {
         // (its events may well be fine); only a failed set is not split.
         let (left, right) = events.split_at(events.len() / 2);
         for half in [left, right] {
-            let mut sub = wit::EventBatch {
-                bytes: Vec::new(),
-                ends: Vec::with_capacity(half.len()),
-            };
+            let mut sub = wit::EventBatch { bytes: Vec::new(), ends: Vec::with_capacity(half.len()) };
             for &i in half {
                 sub.bytes.extend_from_slice(batch.get(i as usize));
                 sub.ends.push(sub.bytes.len() as u32);

@@ -68,17 +68,9 @@ impl BigQuerySink {
         let rt = crate::cloud::runtime()?;
         let (client, schema) = rt.block_on(async {
             let client = cloud.bigquery().await?;
-            let t = client
-                .table()
-                .get(&cloud.project, dataset, table, None)
-                .await
-                .map_err(|e| anyhow!("{e}"))
-                .with_context(|| {
-                    format!(
-                        "cannot read table {}.{dataset}.{table}: create it with `runnel setup --config FILE`",
-                        cloud.project
-                    )
-                })?;
+            let t = client.table().get(&cloud.project, dataset, table, None).await.map_err(|e| anyhow!("{e}")).with_context(|| {
+                format!("cannot read table {}.{dataset}.{table}: create it with `runnel setup --config FILE`", cloud.project)
+            })?;
             let fields = t.schema.fields().clone().unwrap_or_default();
             let schema = fields
                 .iter()
@@ -191,7 +183,10 @@ fn split_insert_errors(errors: &[TableDataInsertAllResponseInsertErrors]) -> (Ve
 
 impl BigQuerySink {
     /// One insertAll, retried as [`retryable`] says for up to [`RETRY_SPAN`].
-    fn insert(&mut self, rows: &[TableDataInsertAllRequestRows]) -> Result<gcp_bigquery_client::model::table_data_insert_all_response::TableDataInsertAllResponse> {
+    fn insert(
+        &mut self,
+        rows: &[TableDataInsertAllRequestRows],
+    ) -> Result<gcp_bigquery_client::model::table_data_insert_all_response::TableDataInsertAllResponse> {
         let n = rows.len();
         let mut retried = 0;
         let result = self.rt.block_on(async {
@@ -243,11 +238,7 @@ impl Sink for BigQuerySink {
         for (i, pane) in panes.iter().enumerate() {
             let r = self.row_for(pane, provenance);
             if let Err(reason) = validate(&r, &self.schema) {
-                rejected.push(RejectedRow {
-                    pane: i,
-                    reason: format!("BigQuery row refused: {reason}"),
-                    row: Json::Object(r).to_string(),
-                });
+                rejected.push(RejectedRow { pane: i, reason: format!("BigQuery row refused: {reason}"), row: Json::Object(r).to_string() });
                 continue;
             }
             let size = Json::Object(r.clone()).to_string().len() + 64;
@@ -257,10 +248,10 @@ impl Sink for BigQuerySink {
                 bytes = 0;
             }
             bytes += size;
-            batches.last_mut().expect("never empty").push(TableDataInsertAllRequestRows {
-                insert_id: Some(insert_id(pane)),
-                json: Json::Object(r),
-            });
+            batches
+                .last_mut()
+                .expect("never empty")
+                .push(TableDataInsertAllRequestRows { insert_id: Some(insert_id(pane)), json: Json::Object(r) });
         }
         for rows in batches.into_iter().filter(|b| !b.is_empty()) {
             let mut rows = rows;

@@ -39,9 +39,7 @@ impl NdjsonSink {
         } else {
             options.write(true).truncate(true);
         }
-        let file = options
-            .open(path)
-            .with_context(|| format!("cannot open the output file {}: check [sink] path", path.display()))?;
+        let file = options.open(path).with_context(|| format!("cannot open the output file {}: check [sink] path", path.display()))?;
         Ok(Self { out: BufWriter::new(file), path: path.to_path_buf(), columns, durable })
     }
 }
@@ -52,9 +50,7 @@ impl Sink for NdjsonSink {
             serde_json::to_writer(&mut self.out, &row(pane, provenance, &self.columns))?;
             self.out.write_all(b"\n")?;
         }
-        self.out
-            .flush()
-            .with_context(|| format!("cannot write to {}", self.path.display()))?;
+        self.out.flush().with_context(|| format!("cannot write to {}", self.path.display()))?;
         if self.durable && !panes.is_empty() {
             self.out.get_ref().sync_data().with_context(|| format!("cannot fsync {}", self.path.display()))?;
         }
@@ -77,7 +73,9 @@ mod tests {
 
     fn keys(path: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(path).unwrap();
-        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["user_pseudo_id"].as_str().unwrap().to_string()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["user_pseudo_id"].as_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]

@@ -20,14 +20,7 @@ pub struct StdoutSink<W: Write> {
 
 impl<W: Write> StdoutSink<W> {
     pub fn new(out: W, top: usize, max_windows: Option<usize>) -> Self {
-        Self {
-            out,
-            top: top.max(1),
-            max_windows,
-            printed: 0,
-            skipped: 0,
-            header: false,
-        }
+        Self { out, top: top.max(1), max_windows, printed: 0, skipped: 0, header: false }
     }
 
     /// Windows not printed because of the limit.
@@ -45,10 +38,7 @@ fn short(key: &str) -> String {
 }
 
 fn window_label(w: &Window) -> String {
-    match (
-        chrono::DateTime::from_timestamp_micros(w.start),
-        chrono::DateTime::from_timestamp_micros(w.end),
-    ) {
+    match (chrono::DateTime::from_timestamp_micros(w.start), chrono::DateTime::from_timestamp_micros(w.end)) {
         (Some(s), Some(e)) if w.end - w.start < 86_400_000_000 => {
             format!("{} {}–{}", s.format("%Y-%m-%d"), s.format("%H:%M:%S"), e.format("%H:%M:%S"))
         }
@@ -83,14 +73,7 @@ impl<W: Write> Sink for StdoutSink<W> {
                     format!("{} ({v})", short(&p.key))
                 })
                 .collect();
-            writeln!(
-                self.out,
-                "{:<30} {:>5} {:>7}  {}",
-                window_label(&window),
-                group.len(),
-                timing,
-                top.join(", ")
-            )?;
+            writeln!(self.out, "{:<30} {:>5} {:>7}  {}", window_label(&window), group.len(), timing, top.join(", "))?;
             self.printed += 1;
         }
         self.out.flush()?;

@@ -19,9 +19,8 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).with_context(|| {
-            format!("cannot open the source file {}: check [source] path", path.display())
-        })?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open the source file {}: check [source] path", path.display()))?;
         let gz = path.extension().is_some_and(|e| e == "gz");
         Ok(Self::from_reader(path.display().to_string(), file, gz))
     }
@@ -33,12 +32,7 @@ impl FileSource {
         } else {
             Box::new(BufReader::with_capacity(1 << 16, reader))
         };
-        Self {
-            reader,
-            name: name.into().into(),
-            line: 0,
-            buf: Vec::new(),
-        }
+        Self { reader, name: name.into().into(), line: 0, buf: Vec::new() }
     }
 }
 
@@ -48,10 +42,8 @@ impl Source for FileSource {
         let mut first = None;
         while events.len() < max {
             self.buf.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .with_context(|| format!("reading {} after line {}", self.name, self.line))?;
+            let n =
+                self.reader.read_until(b'\n', &mut self.buf).with_context(|| format!("reading {} after line {}", self.name, self.line))?;
             if n == 0 {
                 break;
             }
@@ -72,10 +64,7 @@ impl Source for FileSource {
         Ok(Some(SourceBatch {
             publish_times: vec![now; events.len()],
             events,
-            origin: Origin::Lines {
-                file: self.name.clone(),
-                first,
-            },
+            origin: Origin::Lines { file: self.name.clone(), first },
             ack_tokens: Vec::new(),
             attributes: Vec::new(),
         }))

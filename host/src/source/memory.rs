@@ -13,9 +13,7 @@ pub struct MemorySource {
 impl MemorySource {
     /// Events with the provenance each should keep.
     pub fn new(events: Vec<(String, Vec<u8>)>) -> Self {
-        Self {
-            events: events.into_iter(),
-        }
+        Self { events: events.into_iter() }
     }
 }
 
@@ -33,10 +31,7 @@ impl Source for MemorySource {
         Ok(Some(SourceBatch {
             publish_times: vec![now_us(); events.len()],
             events,
-            origin: Origin::Messages {
-                source: "dlq".into(),
-                ids,
-            },
+            origin: Origin::Messages { source: "dlq".into(), ids },
             ack_tokens: Vec::new(),
             attributes: Vec::new(),
         }))

@@ -154,12 +154,7 @@ impl Source for PubsubSource {
             self.next_token += 1;
             self.handlers.insert(token, handler);
             events.push(&message.data);
-            publish_times.push(
-                message
-                    .publish_time
-                    .map(|t| t.seconds() * 1_000_000 + i64::from(t.nanos()) / 1_000)
-                    .unwrap_or_else(now_us),
-            );
+            publish_times.push(message.publish_time.map(|t| t.seconds() * 1_000_000 + i64::from(t.nanos()) / 1_000).unwrap_or_else(now_us));
             if let Some(name) = &self.attribute {
                 attributes.push(message.attributes.get(name).cloned());
             }
@@ -181,10 +176,7 @@ impl Source for PubsubSource {
         Ok(Some(SourceBatch {
             events,
             publish_times,
-            origin: Origin::Messages {
-                source: self.name.clone(),
-                ids,
-            },
+            origin: Origin::Messages { source: self.name.clone(), ids },
             ack_tokens: tokens,
             attributes,
         }))

@@ -16,13 +16,8 @@ pub const FLOOD_IT_GZ: &[u8] = include_bytes!("../../../examples/data/floodit-ev
 /// Decompresses the bundled events into lines.
 pub fn bundled_events() -> Vec<Vec<u8>> {
     let mut text = Vec::new();
-    flate2::read::GzDecoder::new(FLOOD_IT_GZ)
-        .read_to_end(&mut text)
-        .expect("the bundled data decompresses");
-    text.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
+    flate2::read::GzDecoder::new(FLOOD_IT_GZ).read_to_end(&mut text).expect("the bundled data decompresses");
+    text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
 }
 
 pub struct SyntheticSource {
@@ -35,13 +30,7 @@ pub struct SyntheticSource {
 
 impl SyntheticSource {
     pub fn new(rate: f64, limit: Option<u64>) -> Self {
-        Self {
-            events: bundled_events(),
-            rate,
-            limit,
-            sent: 0,
-            started: Instant::now(),
-        }
+        Self { events: bundled_events(), rate, limit, sent: 0, started: Instant::now() }
     }
 }
 
@@ -101,10 +90,7 @@ mod tests {
     #[test]
     fn timestamps_are_rewritten_in_place() {
         let e = br#"{"event_date":"20180803","event_timestamp":1533279652346001,"x":1}"#;
-        assert_eq!(
-            rewrite_timestamp(e, 42),
-            br#"{"event_date":"20180803","event_timestamp":42,"x":1}"#.to_vec()
-        );
+        assert_eq!(rewrite_timestamp(e, 42), br#"{"event_date":"20180803","event_timestamp":42,"x":1}"#.to_vec());
     }
 
     #[test]

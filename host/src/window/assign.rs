@@ -24,10 +24,7 @@ impl Window {
     }
 
     pub fn union(&self, other: &Window) -> Window {
-        Window {
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Window { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 }
 
@@ -61,9 +58,7 @@ pub fn seconds_to_us(what: &str, seconds: f64) -> Result<i64, String> {
 impl WindowFn {
     pub fn from_spec(spec: &WindowSpec) -> Result<Self, String> {
         Ok(match *spec {
-            WindowSpec::Fixed { size_s } => WindowFn::Fixed {
-                size: seconds_to_us("window size_s", size_s)?,
-            },
+            WindowSpec::Fixed { size_s } => WindowFn::Fixed { size: seconds_to_us("window size_s", size_s)? },
             WindowSpec::Sliding { size_s, period_s } => {
                 let size = seconds_to_us("window size_s", size_s)?;
                 let period = seconds_to_us("window period_s", period_s)?;
@@ -75,9 +70,7 @@ impl WindowFn {
                 }
                 WindowFn::Sliding { size, period }
             }
-            WindowSpec::Session { gap_s } => WindowFn::Session {
-                gap: seconds_to_us("window gap_s", gap_s)?,
-            },
+            WindowSpec::Session { gap_s } => WindowFn::Session { gap: seconds_to_us("window gap_s", gap_s)? },
             WindowSpec::Global => WindowFn::Global,
         })
     }
@@ -105,14 +98,8 @@ impl WindowFn {
                     start = start.saturating_sub(period);
                 }
             }
-            WindowFn::Session { gap } => out.push(Window {
-                start: ts,
-                end: ts.saturating_add(gap),
-            }),
-            WindowFn::Global => out.push(Window {
-                start: GLOBAL_START_US,
-                end: GLOBAL_END_US,
-            }),
+            WindowFn::Session { gap } => out.push(Window { start: ts, end: ts.saturating_add(gap) }),
+            WindowFn::Global => out.push(Window { start: GLOBAL_START_US, end: GLOBAL_END_US }),
         }
     }
 }

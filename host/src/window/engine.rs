@@ -202,11 +202,7 @@ impl WindowEngine {
         let key_id = self.intern(key);
         let mut accepted = false;
         for i in 0..assigned.len() {
-            let window = if self.cfg.window_fn.is_merging() {
-                self.merge_session(key_id, assigned[i])
-            } else {
-                assigned[i]
-            };
+            let window = if self.cfg.window_fn.is_merging() { self.merge_session(key_id, assigned[i]) } else { assigned[i] };
             accepted |= self.add_to_window(key_id, window, event);
         }
         self.assigned = assigned;
@@ -233,9 +229,7 @@ impl WindowEngine {
             return None;
         }
         let hash = hash_key(key);
-        let id = *self.index.find(hash, |&id| {
-            self.keys[id as usize].as_ref().is_some_and(|e| &*e.name == key)
-        })?;
+        let id = *self.index.find(hash, |&id| self.keys[id as usize].as_ref().is_some_and(|e| &*e.name == key))?;
         self.key_ref(id)
             .windows
             .iter()
@@ -246,11 +240,7 @@ impl WindowEngine {
 
     /// Every accumulator slot in use (to carry state to a new aggregate version).
     pub fn live_slots(&self) -> Vec<u32> {
-        self.keys
-            .iter()
-            .flatten()
-            .flat_map(|k| k.windows.iter().map(|w| w.slot))
-            .collect()
+        self.keys.iter().flatten().flat_map(|k| k.windows.iter().map(|w| w.slot)).collect()
     }
 
     /// Whether windows merge (sessions).
@@ -313,15 +303,10 @@ impl WindowEngine {
     fn intern(&mut self, key: &str) -> u32 {
         let hash = hash_key(key);
         let keys = &self.keys;
-        if let Some(&id) = self.index.find(hash, |&id| {
-            keys[id as usize].as_ref().is_some_and(|e| &*e.name == key)
-        }) {
+        if let Some(&id) = self.index.find(hash, |&id| keys[id as usize].as_ref().is_some_and(|e| &*e.name == key)) {
             return id;
         }
-        let entry = KeyEntry {
-            name: key.into(),
-            windows: SmallVec::new(),
-        };
+        let entry = KeyEntry { name: key.into(), windows: SmallVec::new() };
         let id = match self.free_keys.pop() {
             Some(id) => {
                 self.keys[id as usize] = Some(entry);
@@ -333,9 +318,7 @@ impl WindowEngine {
             }
         };
         let keys = &self.keys;
-        self.index.insert_unique(hash, id, |&id| {
-            hash_key(&keys[id as usize].as_ref().expect("indexed keys are live").name)
-        });
+        self.index.insert_unique(hash, id, |&id| hash_key(&keys[id as usize].as_ref().expect("indexed keys are live").name));
         self.stats.keys += 1;
         id
     }
@@ -371,15 +354,7 @@ impl WindowEngine {
         let trigger = self.cfg.trigger.new_state();
         self.stats.open_windows += 1;
         let entry = self.key_mut(key);
-        entry.windows.push(WindowState {
-            window,
-            slot,
-            panes: 0,
-            pane_elements: 0,
-            flags: 0,
-            last_timing: None,
-            trigger,
-        });
+        entry.windows.push(WindowState { window, slot, panes: 0, pane_elements: 0, flags: 0, last_timing: None, trigger });
         entry.windows.len() - 1
     }
 
@@ -407,9 +382,7 @@ impl WindowEngine {
                 ws.trigger = self.cfg.trigger.new_state();
             }
         }
-        let merged = overlapping
-            .iter()
-            .fold(proto, |acc, &i| acc.union(&entry.windows[i].window));
+        let merged = overlapping.iter().fold(proto, |acc, &i| acc.union(&entry.windows[i].window));
         if overlapping.len() == 1 && merged == entry.windows[first].window {
             return merged;
         }
@@ -434,10 +407,7 @@ impl WindowEngine {
             sources.push(other.slot);
         }
         if !sources.is_empty() {
-            self.ops.push(AccOp::Merge {
-                target: entry.windows[first].slot,
-                sources: sources.clone(),
-            });
+            self.ops.push(AccOp::Merge { target: entry.windows[first].slot, sources: sources.clone() });
             self.free_slots.extend(sources.iter().copied());
             self.stats.open_windows -= sources.len() as u64;
         }
@@ -449,11 +419,7 @@ impl WindowEngine {
 
     fn reschedule_processing_timers(&mut self, key: u32, window: Window) {
         if let Some((k, w)) = self.find(key, window) {
-            let deadlines: SmallVec<[i64; 2]> = self.key_mut(k).windows[w]
-                .trigger
-                .iter()
-                .filter_map(|n| n.pending_deadline())
-                .collect();
+            let deadlines: SmallVec<[i64; 2]> = self.key_mut(k).windows[w].trigger.iter().filter_map(|n| n.pending_deadline()).collect();
             for d in deadlines {
                 self.processing_timers.entry(d).or_default().push(TimerRef { key, window });
             }
@@ -483,11 +449,7 @@ impl WindowEngine {
         trigger.on_element(&mut ws.trigger, &mut ctx);
         // Beam: an end-of-window timer while the window is on time, else a
         // garbage-collection timer at end + allowed lateness.
-        let (timer, bit) = if wm < window.end {
-            (window.end, EOW_TIMER)
-        } else {
-            (window.end.saturating_add(lateness), GC_TIMER)
-        };
+        let (timer, bit) = if wm < window.end { (window.end, EOW_TIMER) } else { (window.end.saturating_add(lateness), GC_TIMER) };
         let schedule = ws.flags & bit == 0;
         ws.flags |= bit;
         let fire = trigger.should_fire(&ws.trigger, &ctx);
@@ -566,11 +528,7 @@ impl WindowEngine {
 
     /// A trigger fired: record it, emit the pane, and discard or close.
     fn emit(&mut self, key: u32, w: usize) {
-        let ctx = TriggerContext::new(
-            self.watermark,
-            self.processing_time,
-            self.key_ref(key).windows[w].window.end,
-        );
+        let ctx = TriggerContext::new(self.watermark, self.processing_time, self.key_ref(key).windows[w].window.end);
         let trigger = &self.cfg.trigger;
         let ws = &mut self.keys[key as usize].as_mut().expect("a live key id").windows[w];
         trigger.on_fire(&mut ws.trigger, &ctx);
@@ -605,10 +563,7 @@ impl WindowEngine {
         if empty && timing != Timing::OnTime {
             return;
         }
-        self.ops.push(AccOp::Extract {
-            slot: ws.slot,
-            pane: self.panes.len() as u32,
-        });
+        self.ops.push(AccOp::Extract { slot: ws.slot, pane: self.panes.len() as u32 });
         self.panes.push(Pane {
             key: name.to_string(),
             window: ws.window,

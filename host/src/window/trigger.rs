@@ -48,7 +48,10 @@ enum Node {
     /// `after_watermark` with no sub-triggers: a once-trigger.
     EndOfWindow,
     /// `after_watermark` with sub-triggers; `early` is a `Never` node when absent.
-    EarlyAndLate { early: usize, late: Option<usize> },
+    EarlyAndLate {
+        early: usize,
+        late: Option<usize>,
+    },
     Never,
     Count(u32),
     ProcessingTime(i64),
@@ -83,11 +86,7 @@ impl NodeState {
 
 impl Default for NodeState {
     fn default() -> Self {
-        Self {
-            finished: false,
-            count: 0,
-            deadline: NO_DEADLINE,
-        }
+        Self { finished: false, count: 0, deadline: NO_DEADLINE }
     }
 }
 
@@ -109,12 +108,7 @@ pub struct TriggerContext {
 
 impl TriggerContext {
     pub fn new(watermark: i64, processing_time: i64, window_end: i64) -> Self {
-        Self {
-            watermark,
-            processing_time,
-            window_end,
-            timers: SmallVec::new(),
-        }
+        Self { watermark, processing_time, window_end, timers: SmallVec::new() }
     }
 
     /// Beam: the input watermark is past the window's max timestamp, i.e.
@@ -200,15 +194,10 @@ impl Trigger {
                 }
             }
             Node::Count(k) => st[n].count >= *k,
-            Node::ProcessingTime(_) => {
-                st[n].deadline != NO_DEADLINE && ctx.processing_time >= st[n].deadline
-            }
+            Node::ProcessingTime(_) => st[n].deadline != NO_DEADLINE && ctx.processing_time >= st[n].deadline,
             Node::Repeatedly(c) => self.fire_ready(*c, st, ctx),
             Node::Any(cs) => cs.iter().any(|&c| !st[c].finished && self.fire_ready(c, st, ctx)),
-            Node::All(cs) => {
-                cs.iter().any(|&c| !st[c].finished)
-                    && cs.iter().all(|&c| st[c].finished || self.fire_ready(c, st, ctx))
-            }
+            Node::All(cs) => cs.iter().any(|&c| !st[c].finished) && cs.iter().all(|&c| st[c].finished || self.fire_ready(c, st, ctx)),
         }
     }
 
@@ -352,10 +341,7 @@ fn compile_into(spec: &TriggerSpec, nodes: &mut Vec<Node>) -> Result<usize, Stri
             if of.is_empty() {
                 return Err("after_any / after_all need at least one trigger in `of`".into());
             }
-            let children = of
-                .iter()
-                .map(|c| compile_into(c, nodes))
-                .collect::<Result<Vec<_>, _>>()?;
+            let children = of.iter().map(|c| compile_into(c, nodes)).collect::<Result<Vec<_>, _>>()?;
             if matches!(spec, TriggerSpec::AfterAny { .. }) {
                 Node::Any(children)
             } else {

@@ -81,20 +81,10 @@ impl WatermarkEstimator {
     pub fn new(spec: &WatermarkSpec) -> Result<Self, String> {
         let (bound, idle_timeout, hold, max_future) = match spec {
             WatermarkSpec::EndOfInput => (None, None, 0, None),
-            WatermarkSpec::Bounded {
-                max_out_of_orderness_s,
-                idle_timeout_s,
-                startup_hold_s,
-                max_future_s,
-            } => {
-                let bound = if *max_out_of_orderness_s == 0.0 {
-                    0
-                } else {
-                    seconds_to_us("max_out_of_orderness_s", *max_out_of_orderness_s)?
-                };
-                let idle = idle_timeout_s
-                    .map(|s| seconds_to_us("idle_timeout_s", s))
-                    .transpose()?;
+            WatermarkSpec::Bounded { max_out_of_orderness_s, idle_timeout_s, startup_hold_s, max_future_s } => {
+                let bound =
+                    if *max_out_of_orderness_s == 0.0 { 0 } else { seconds_to_us("max_out_of_orderness_s", *max_out_of_orderness_s)? };
+                let idle = idle_timeout_s.map(|s| seconds_to_us("idle_timeout_s", s)).transpose()?;
                 let hold = match startup_hold_s {
                     Some(s) if *s > 0.0 => seconds_to_us("startup_hold_s", *s)?,
                     _ => 0,
@@ -103,15 +93,7 @@ impl WatermarkEstimator {
                 (Some(bound), idle, hold, Some(max_future))
             }
         };
-        Ok(Self {
-            bound,
-            idle_timeout,
-            max_event_time: i64::MIN,
-            last_arrival: i64::MIN,
-            hold,
-            hold_until: None,
-            max_future,
-        })
+        Ok(Self { bound, idle_timeout, max_event_time: i64::MIN, last_arrival: i64::MIN, hold, hold_until: None, max_future })
     }
 
     /// Refuses an event time outside years 1 to 9999, or (bounded) more
@@ -220,12 +202,8 @@ mod tests {
 
     #[test]
     fn messages_from_before_the_start_extend_the_hold() {
-        let spec = WatermarkSpec::Bounded {
-            max_out_of_orderness_s: 0.0,
-            idle_timeout_s: None,
-            startup_hold_s: Some(10.0),
-            max_future_s: 300.0,
-        };
+        let spec =
+            WatermarkSpec::Bounded { max_out_of_orderness_s: 0.0, idle_timeout_s: None, startup_hold_s: Some(10.0), max_future_s: 300.0 };
         let mut w = WatermarkEstimator::new(&spec).unwrap();
         w.observe(500_000_000, 0);
         assert_eq!(w.current(9_000_000), i64::MIN, "held");
@@ -236,12 +214,8 @@ mod tests {
 
     #[test]
     fn bounded_estimate_trails_the_largest_event_time() {
-        let spec = WatermarkSpec::Bounded {
-            max_out_of_orderness_s: 5.0,
-            idle_timeout_s: Some(10.0),
-            startup_hold_s: None,
-            max_future_s: 300.0,
-        };
+        let spec =
+            WatermarkSpec::Bounded { max_out_of_orderness_s: 5.0, idle_timeout_s: Some(10.0), startup_hold_s: None, max_future_s: 300.0 };
         let mut w = WatermarkEstimator::new(&spec).unwrap();
         assert_eq!(w.current(0), i64::MIN);
         w.observe(100_000_000, 0);
@@ -253,12 +227,8 @@ mod tests {
 
     #[test]
     fn the_startup_hold_keeps_the_watermark_still() {
-        let spec = WatermarkSpec::Bounded {
-            max_out_of_orderness_s: 0.0,
-            idle_timeout_s: None,
-            startup_hold_s: Some(15.0),
-            max_future_s: 300.0,
-        };
+        let spec =
+            WatermarkSpec::Bounded { max_out_of_orderness_s: 0.0, idle_timeout_s: None, startup_hold_s: Some(15.0), max_future_s: 300.0 };
         let mut w = WatermarkEstimator::new(&spec).unwrap();
         w.observe(100_000_000, 1_000_000);
         assert_eq!(w.current(15_999_999), i64::MIN);

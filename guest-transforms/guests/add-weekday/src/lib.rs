@@ -16,9 +16,7 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            output_field: "weekday".into(),
-        }
+        Self { output_field: "weekday".into() }
     }
 }
 
@@ -28,8 +26,7 @@ pub struct AddWeekday {
 
 /// The English name of `date`'s weekday, from `%Y%m%d`.
 pub fn weekday_of(date: &str) -> Result<&'static str, String> {
-    let day = NaiveDate::parse_from_str(date, "%Y%m%d")
-        .map_err(|e| format!("event_date {date:?} is not a %Y%m%d date: {e}"))?;
+    let day = NaiveDate::parse_from_str(date, "%Y%m%d").map_err(|e| format!("event_date {date:?} is not a %Y%m%d date: {e}"))?;
     Ok(match day.weekday() {
         Weekday::Mon => "Monday",
         Weekday::Tue => "Tuesday",
@@ -44,9 +41,7 @@ pub fn weekday_of(date: &str) -> Result<&'static str, String> {
 impl Transform for AddWeekday {
     fn new(config: &str) -> Result<Self, String> {
         let config: Config = parse_config(config)?;
-        Ok(Self {
-            output_field: config.output_field,
-        })
+        Ok(Self { output_field: config.output_field })
     }
 
     fn fields(&self) -> Vec<&str> {
@@ -54,9 +49,7 @@ impl Transform for AddWeekday {
     }
 
     fn transform(&mut self, event: &Event<'_>, out: &mut Emit<'_>) -> Result<(), String> {
-        let date = event
-            .str("event_date")
-            .ok_or("event has no event_date string")?;
+        let date = event.str("event_date").ok_or("event has no event_date string")?;
         let weekday = weekday_of(&date)?;
         out.add_field(&self.output_field, &format!("\"{weekday}\""))?;
         Ok(())

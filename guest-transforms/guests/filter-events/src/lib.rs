@@ -23,14 +23,9 @@ impl Transform for FilterEvents {
     fn new(config: &str) -> Result<Self, String> {
         let config: Config = parse_config(config)?;
         if config.event_names.is_empty() {
-            return Err(
-                "filter-events needs a list of event names to keep, e.g. {\"event_names\": [\"level_start\"]}"
-                    .into(),
-            );
+            return Err("filter-events needs a list of event names to keep, e.g. {\"event_names\": [\"level_start\"]}".into());
         }
-        Ok(Self {
-            keep: config.event_names.into_iter().collect(),
-        })
+        Ok(Self { keep: config.event_names.into_iter().collect() })
     }
 
     fn fields(&self) -> Vec<&str> {

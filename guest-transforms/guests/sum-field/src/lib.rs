@@ -15,9 +15,7 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            field: "event_value_in_usd".into(),
-        }
+        Self { field: "event_value_in_usd".into() }
     }
 }
 
@@ -32,10 +30,7 @@ impl Aggregate for SumField {
     fn new(config: &str) -> Result<Self, String> {
         let config: Config = parse_config(config)?;
         if config.field.is_empty() || config.field.contains('/') {
-            return Err(format!(
-                "sum-field sums a top-level field; {:?} is not a field name",
-                config.field
-            ));
+            return Err(format!("sum-field sums a top-level field; {:?} is not a field name", config.field));
         }
         Ok(Self { field: config.field })
     }
@@ -48,9 +43,7 @@ impl Aggregate for SumField {
         match event.raw(&self.field) {
             None => Ok(()),
             Some(raw) => {
-                let v: f64 = raw.get().parse().map_err(|_| {
-                    format!("{} is {}, not a number", self.field, raw.get())
-                })?;
+                let v: f64 = raw.get().parse().map_err(|_| format!("{} is {}, not a number", self.field, raw.get()))?;
                 *acc += v;
                 Ok(())
             }
@@ -70,9 +63,7 @@ impl Aggregate for SumField {
     }
 
     fn decode(bytes: &[u8]) -> Result<f64, String> {
-        let bytes: [u8; 8] = bytes
-            .try_into()
-            .map_err(|_| format!("a sum accumulator is 8 bytes, got {}", bytes.len()))?;
+        let bytes: [u8; 8] = bytes.try_into().map_err(|_| format!("a sum accumulator is 8 bytes, got {}", bytes.len()))?;
         Ok(f64::from_le_bytes(bytes))
     }
 }

@@ -17,10 +17,7 @@ pub struct FlagAnomalies {
 impl Model {
     fn nearest_distance(&self, features: [f64; 2]) -> f64 {
         let [sx, sy] = self.scale;
-        self.centroids
-            .iter()
-            .map(|[cx, cy]| (features[0] / sx - cx / sx).hypot(features[1] / sy - cy / sy))
-            .fold(f64::INFINITY, f64::min)
+        self.centroids.iter().map(|[cx, cy]| (features[0] / sx - cx / sx).hypot(features[1] / sy - cy / sy)).fold(f64::INFINITY, f64::min)
     }
 }
 

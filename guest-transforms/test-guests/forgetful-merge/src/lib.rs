@@ -33,9 +33,7 @@ impl Aggregate for ForgetfulMerge {
     }
 
     fn decode(bytes: &[u8]) -> Result<u64, String> {
-        let bytes: [u8; 8] = bytes
-            .try_into()
-            .map_err(|_| format!("a count accumulator is 8 bytes, got {}", bytes.len()))?;
+        let bytes: [u8; 8] = bytes.try_into().map_err(|_| format!("a count accumulator is 8 bytes, got {}", bytes.len()))?;
         Ok(u64::from_le_bytes(bytes))
     }
 }
