@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::plugin::contract::Kind;
-use crate::plugin::reload::{ReloadHandle, ReloadOutcome};
+use crate::plugin::reload::{Outcome, ReloadHandle, ReloadOutcome};
 use crate::plugin::PluginSource;
 use crate::status::LiveStatus;
 
@@ -306,7 +306,7 @@ async fn swap(ctx: &AdminContext, kind: Kind, source: PluginSource) -> Result<Re
 }
 
 fn outcome_response(outcomes: Vec<ReloadOutcome>) -> Response {
-    let refused = outcomes.iter().any(|o| o.outcome == "refused");
+    let refused = outcomes.iter().any(|o| o.outcome == Outcome::Refused);
     let code = if refused { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     (code, Json(outcomes)).into_response()
 }

@@ -134,10 +134,16 @@ impl gcp_bigquery_client::auth::Authenticator for NoAuth {
     }
 }
 
-/// Whether an error says the resource exists already (idempotent setup).
-pub fn already_exists(err: &dyn std::fmt::Display) -> bool {
-    let text = err.to_string().to_ascii_lowercase();
-    text.contains("already exist") || text.contains("already_exists") || text.contains("409")
+/// Whether a Pub/Sub call failed because the resource exists already
+/// (idempotent setup): by the gRPC code, or the HTTP status over REST.
+pub fn pubsub_already_exists(err: &google_cloud_pubsub::Error) -> bool {
+    use google_cloud_gax::error::rpc::Code;
+    err.status().is_some_and(|s| s.code == Code::AlreadyExists) || err.http_status_code() == Some(409)
+}
+
+/// Whether a BigQuery call failed because the resource exists already.
+pub fn bigquery_already_exists(err: &gcp_bigquery_client::error::BQError) -> bool {
+    matches!(err, gcp_bigquery_client::error::BQError::ResponseError { error } if error.error.code == 409)
 }
 
 /// A runtime for the cloud clients (the pipeline itself is synchronous).

@@ -317,9 +317,8 @@ fn run(cli: Cli) -> Result<()> {
             let outcomes = cmd::reload::run(&cmd::reload::ReloadOptions { config, admin, transform, aggregate })?;
             let mut refused = 0;
             for o in &outcomes {
-                let s = |k: &str| o[k].as_str().unwrap_or("?").to_string();
-                println!("{} {} {}: {}", s("kind"), s("plugin"), s("outcome"), s("message"));
-                refused += usize::from(o["outcome"] == "refused");
+                println!("{o}");
+                refused += usize::from(o.outcome == runnel::plugin::reload::Outcome::Refused);
             }
             if refused > 0 {
                 anyhow::bail!("{refused} plugin version(s) refused; the running versions stay");

@@ -28,7 +28,7 @@ use crate::decode::Decoder;
 use crate::plugin::bundled;
 use crate::plugin::contract::Kind;
 use crate::plugin::handover::Aggregates;
-use crate::plugin::reload::{NewPlugin, ReloadHandle, Reloader};
+use crate::plugin::reload::{NewPlugin, Outcome, ReloadHandle, ReloadOutcome, Reloader};
 use crate::plugin::runtime::PluginRuntime;
 use crate::plugin::transform::{TransformOutput, TransformPlugin};
 use crate::plugin::PluginSource;
@@ -327,10 +327,10 @@ impl Pipeline {
             let outcome = match std::mem::replace(&mut loaded.plugin, Err(String::new())) {
                 Err(reason) => {
                     self.counters.refused_reloads += 1;
-                    loaded.outcome("refused", format!("the running version stays: {reason}"))
+                    loaded.outcome(Outcome::Refused, format!("the running version stays: {reason}"))
                 }
                 Ok(_) if self.running_label(loaded.kind) == loaded.label => {
-                    loaded.outcome("unchanged", "this version is already running".into())
+                    loaded.outcome(Outcome::Unchanged, "this version is already running".into())
                 }
                 Ok(NewPlugin::Transform(p)) => {
                     self.provenance.transform = Some(p.source.label());
@@ -340,7 +340,7 @@ impl Pipeline {
                     self.failing_batches = 0;
                     self.suspended = None;
                     self.counters.reloads += 1;
-                    loaded.outcome("swapped", "the next batch runs on it".into())
+                    loaded.outcome(Outcome::Swapped, "the next batch runs on it".into())
                 }
                 Ok(NewPlugin::Aggregate(p)) => {
                     let name = p.source.label();
@@ -353,24 +353,24 @@ impl Pipeline {
                         Ok(message) => {
                             self.provenance.aggregate = name;
                             self.counters.reloads += 1;
-                            loaded.outcome("swapped", message)
+                            loaded.outcome(Outcome::Swapped, message)
                         }
                         Err(reason) => {
                             self.counters.refused_reloads += 1;
-                            loaded.outcome("refused", format!("the running version stays: {reason}"))
+                            loaded.outcome(Outcome::Refused, format!("the running version stays: {reason}"))
                         }
                     }
                 }
             };
-            if outcome.outcome == "swapped" {
+            if outcome.outcome == Outcome::Swapped {
                 self.counters.reload_stalls.push(started.elapsed());
             }
             // Once on the terminal: a refusal is a warning in the log; a swap
             // is a plain line (and an info record for structured logs).
-            if outcome.outcome == "refused" {
+            if outcome.outcome == Outcome::Refused {
                 tracing::warn!(kind = outcome.kind, plugin = %outcome.plugin, "refused: {}", outcome.message);
             } else {
-                tracing::info!(kind = outcome.kind, plugin = %outcome.plugin, outcome = outcome.outcome, "{}", outcome.message);
+                tracing::info!(kind = outcome.kind, plugin = %outcome.plugin, outcome = %outcome.outcome, "{}", outcome.message);
                 eprintln!("{} {} {}: {}", outcome.kind, outcome.plugin, outcome.outcome, outcome.message);
             }
             self.status.record(outcome.clone());
@@ -411,10 +411,10 @@ impl Pipeline {
             tracing::error!(plugin = %bad, "transform quarantined: {message}");
             eprintln!("transform {bad} quarantined: {message}");
             self.suspended = Some(bad.clone());
-            self.status.record(crate::plugin::reload::ReloadOutcome {
+            self.status.record(ReloadOutcome {
                 kind: Kind::Transform.world(),
                 plugin: bad,
-                outcome: "quarantined",
+                outcome: Outcome::Quarantined,
                 message,
                 load_ms: 0.0,
             });
@@ -424,10 +424,10 @@ impl Pipeline {
         if let Some(bad) = self.transform.replace(previous) {
             self.reloader.retire(bad);
         }
-        let outcome = crate::plugin::reload::ReloadOutcome {
+        let outcome = ReloadOutcome {
             kind: Kind::Transform.world(),
             plugin: bad,
-            outcome: "quarantined",
+            outcome: Outcome::Quarantined,
             message: format!(
                 "it failed {} batches in a row; {} is running again",
                 self.quarantine_after,
@@ -709,7 +709,8 @@ impl Pipeline {
         // The aggregate's refusals name element numbers; map them back.
         let (ops, mut panes) = self.engine.drain();
         let called = Instant::now();
-        let rejected = accumulators(&mut self.native, &mut self.aggregate).apply(&ops, &mut self.agg_events, &mut panes)?;
+        let rejected =
+            accumulators(&mut self.native, &mut self.aggregate).apply(&ops, &mut self.agg_events, &mut panes).map_err(stops_the_run)?;
         self.counters.aggregate_time += called.elapsed();
         self.latency.aggregate.observe(called.elapsed());
         self.latency.window.observe(windowing.elapsed().saturating_sub(called.elapsed()).saturating_sub(transform_took));
@@ -731,7 +732,7 @@ impl Pipeline {
         // Only extracts and releases are pending here: no payloads needed.
         let mut none = EventBatch::default();
         let called = Instant::now();
-        accumulators(&mut self.native, &mut self.aggregate).apply(&ops, &mut none, &mut panes)?;
+        accumulators(&mut self.native, &mut self.aggregate).apply(&ops, &mut none, &mut panes).map_err(stops_the_run)?;
         self.counters.aggregate_time += called.elapsed();
         self.write_panes(panes)
     }
@@ -795,6 +796,12 @@ impl Pipeline {
 /// longest a message can be held (and at least its default of an hour), or
 /// without end when windows have no bound (sessions): a lease that ran out
 /// first would redeliver a message still held, and it would be counted twice.
+/// An aggregate failure ends the run: its accumulators are gone, and the
+/// input they covered must not be acknowledged.
+fn stops_the_run(e: anyhow::Error) -> anyhow::Error {
+    e.context("the run stops without acknowledging unwritten input, as the aggregate's accumulators are lost")
+}
+
 fn lease_for(cfg: &PipelineConfig) -> Duration {
     const CLIENT_DEFAULT: Duration = Duration::from_secs(3600);
     match cfg.max_hold() {

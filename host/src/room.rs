@@ -269,11 +269,7 @@ impl Room {
             slot.stats.time += called.elapsed();
             match result {
                 Ok(_) => compare_panes(&mut slot.stats, &actual, &expected),
-                Err(e) => {
-                    let reason = format!("{e:#}");
-                    let reason = reason.split("; its accumulators are lost").next().unwrap_or(&reason).to_string();
-                    quarantine(slot, reason);
-                }
+                Err(e) => quarantine(slot, format!("{e:#}")),
             }
         }
         Ok(())

@@ -102,7 +102,7 @@ fn the_admin_server_guards_changes_and_swaps_uploaded_plugins() {
                 })
                 .unwrap();
                 assert_eq!(outcomes.len(), 1);
-                assert_eq!(outcomes[0]["outcome"], "swapped", "{outcomes:?}");
+                assert_eq!(outcomes[0].outcome, runnel::plugin::reload::Outcome::Swapped, "{outcomes:?}");
                 let now = status(&base);
                 assert!(now["transform"].as_str().unwrap().starts_with("upload:add-weekday.wasm@"), "{now}");
                 assert_eq!(now["counters"]["reloads"], 1);

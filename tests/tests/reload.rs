@@ -147,7 +147,7 @@ fn a_transform_that_keeps_failing_is_quarantined_and_the_previous_version_restor
 
     assert_eq!(counters.quarantines, 1);
     let snap = status.snapshot();
-    let outcomes: Vec<&str> = snap.reloads.iter().map(|r| r.outcome.outcome).collect();
+    let outcomes: Vec<&str> = snap.reloads.iter().map(|r| r.outcome.outcome.as_str()).collect();
     assert_eq!(outcomes, ["swapped", "quarantined"]);
     assert!(snap.transform.as_deref().unwrap().starts_with("bundled:identity@"), "identity runs again: {:?}", snap.transform);
 
@@ -207,7 +207,7 @@ fn a_changed_plugin_file_is_picked_up_even_when_written_slowly() {
     assert_eq!(counters.events_in, 30_000);
     let snap = status.snapshot();
     assert_eq!(counters.reloads, 1, "{:?}", snap.reloads);
-    let swapped = snap.reloads.iter().find(|r| r.outcome.outcome == "swapped").unwrap();
+    let swapped = snap.reloads.iter().find(|r| r.outcome.outcome == runnel::plugin::reload::Outcome::Swapped).unwrap();
     let hash = PluginSource::from_bytes("", bundled::find("add-weekday").unwrap()).hash;
     assert!(swapped.outcome.plugin.ends_with(&hash), "the complete file was loaded: {swapped:?}");
     let rows = read_rows(&dir.path().join("panes.ndjson"));

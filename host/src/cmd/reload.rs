@@ -5,6 +5,22 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 use crate::config::PipelineConfig;
+use crate::plugin::reload::Outcome;
+
+/// One outcome as the admin server answers it (`ReloadOutcome` on the wire).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Answer {
+    pub kind: String,
+    pub plugin: String,
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}: {}", self.kind, self.plugin, self.outcome, self.message)
+    }
+}
 
 pub struct ReloadOptions {
     /// The running pipeline's file (its `[admin]` address and token).
@@ -18,7 +34,7 @@ pub struct ReloadOptions {
 }
 
 /// Sends the request(s); returns each outcome as the server gave it.
-pub fn run(opts: &ReloadOptions) -> Result<Vec<serde_json::Value>> {
+pub fn run(opts: &ReloadOptions) -> Result<Vec<Answer>> {
     let cfg = PipelineConfig::load(&opts.config)?;
     let admin = cfg.admin.clone().unwrap_or_default();
     let address = opts.admin.clone().unwrap_or(admin.listen.clone());
@@ -43,7 +59,7 @@ pub fn run(opts: &ReloadOptions) -> Result<Vec<serde_json::Value>> {
     Ok(outcomes)
 }
 
-fn send(req: ureq::Request, token: &str, body: Option<&[u8]>) -> Result<Vec<serde_json::Value>> {
+fn send(req: ureq::Request, token: &str, body: Option<&[u8]>) -> Result<Vec<Answer>> {
     let url = req.url().to_string();
     let req = req.set("authorization", &format!("Bearer {token}")).timeout(std::time::Duration::from_secs(90));
     let resp = match body {
@@ -62,5 +78,6 @@ fn send(req: ureq::Request, token: &str, body: Option<&[u8]>) -> Result<Vec<serd
         Err(e) => bail!("cannot reach the admin server at {url}: {e}; is `runnel run` running with an [admin] table (or --admin)?"),
     };
     let v: serde_json::Value = resp.into_json().context("the admin server's answer is not JSON")?;
-    Ok(v.as_array().cloned().unwrap_or_else(|| vec![v]))
+    let answers = if v.is_array() { serde_json::from_value(v) } else { serde_json::from_value(v).map(|a| vec![a]) };
+    answers.context("the admin server's answer is not a list of outcomes: is it a runnel of the same version?")
 }

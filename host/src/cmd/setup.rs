@@ -10,7 +10,7 @@ use gcp_bigquery_client::model::table::Table;
 use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 
-use crate::cloud::{already_exists, Cloud};
+use crate::cloud::{bigquery_already_exists, pubsub_already_exists, Cloud};
 use crate::config::{PipelineConfig, SinkKind, SourceConfig};
 
 /// The table schema a pipeline's rows need.
@@ -31,10 +31,12 @@ pub fn table_schema(cfg: &PipelineConfig) -> TableSchema {
     TableSchema::new(fields)
 }
 
-fn report(what: &str, result: Result<(), String>) -> Result<()> {
+/// Says what a create call did; `exists` tells "it was there" apart from a
+/// real failure, by the error's code.
+fn report<T, E: std::fmt::Display>(what: &str, result: Result<T, E>, exists: fn(&E) -> bool) -> Result<()> {
     match result {
-        Ok(()) => println!("created  {what}"),
-        Err(e) if already_exists(&e) => println!("exists   {what}"),
+        Ok(_) => println!("created  {what}"),
+        Err(e) if exists(&e) => println!("exists   {what}"),
         Err(e) => return Err(anyhow!("cannot create {what}: {e}")),
     }
     Ok(())
@@ -49,7 +51,7 @@ pub fn run(config: &Path) -> Result<()> {
             let topic = topic.as_deref().context("[source] needs topic = \"...\" for runnel setup to create the subscription on it")?;
             let admin = cloud.topic_admin().await?;
             let r = admin.create_topic().set_name(cloud.topic_path(topic)).send().await;
-            report(&format!("Pub/Sub topic {}", cloud.topic_path(topic)), r.map(|_| ()).map_err(|e| e.to_string()))?;
+            report(&format!("Pub/Sub topic {}", cloud.topic_path(topic)), r, pubsub_already_exists)?;
             let subs = cloud.subscription_admin().await?;
             let r = subs
                 .create_subscription()
@@ -58,24 +60,21 @@ pub fn run(config: &Path) -> Result<()> {
                 .set_ack_deadline_seconds(*ack_deadline_s)
                 .send()
                 .await;
-            report(
-                &format!("Pub/Sub pull subscription {}", cloud.subscription_path(subscription)),
-                r.map(|_| ()).map_err(|e| e.to_string()),
-            )?;
+            report(&format!("Pub/Sub pull subscription {}", cloud.subscription_path(subscription)), r, pubsub_already_exists)?;
         }
         if let Some(topic) = &cfg.dead_letters.topic {
             let admin = cloud.topic_admin().await?;
             let r = admin.create_topic().set_name(cloud.topic_path(topic)).send().await;
-            report(&format!("Pub/Sub dead-letter topic {}", cloud.topic_path(topic)), r.map(|_| ()).map_err(|e| e.to_string()))?;
+            report(&format!("Pub/Sub dead-letter topic {}", cloud.topic_path(topic)), r, pubsub_already_exists)?;
         }
         if cfg.sink.kind == SinkKind::Bigquery {
             let dataset = cfg.sink.dataset.as_deref().expect("validated");
             let table = cfg.sink.table.as_deref().expect("validated");
             let bq = cloud.bigquery().await?;
             let r = bq.dataset().create(Dataset::new(&cloud.project, dataset)).await;
-            report(&format!("BigQuery dataset {}.{dataset}", cloud.project), r.map(|_| ()).map_err(|e| e.to_string()))?;
+            report(&format!("BigQuery dataset {}.{dataset}", cloud.project), r, bigquery_already_exists)?;
             let r = bq.table().create(Table::new(&cloud.project, dataset, table, table_schema(&cfg))).await;
-            report(&format!("BigQuery table {}.{dataset}.{table}", cloud.project), r.map(|_| ()).map_err(|e| e.to_string()))?;
+            report(&format!("BigQuery table {}.{dataset}.{table}", cloud.project), r, bigquery_already_exists)?;
         }
         Ok(())
     })

@@ -67,7 +67,7 @@ pub fn run(opts: &TryOptions) -> Result<Scorecard> {
             aggregate: (kind == "aggregate").then(|| wasm.clone()),
         };
         for o in super::reload::run(&reload)? {
-            println!("running pipeline: {} {} {}: {}", o["kind"], o["plugin"], o["outcome"], o["message"]);
+            println!("running pipeline: {o}");
         }
     }
     Ok(card)

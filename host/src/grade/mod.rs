@@ -24,9 +24,10 @@ use std::time::Duration;
 use crate::accumulate::{Accumulators, EventBatch};
 use crate::config::EventConfig;
 use crate::decode::Decoder;
-use crate::plugin::aggregate::AggregatePlugin;
+use crate::plugin::aggregate::{AggregateFailed, AggregatePlugin};
 use crate::plugin::contract::Kind;
-use crate::plugin::runtime::{Limits, PluginRuntime};
+use crate::plugin::runtime::{Failure, Limits, PluginRuntime};
+use crate::plugin::sandbox::SandboxLimit;
 use crate::plugin::transform::TransformPlugin;
 use crate::plugin::PluginSource;
 use crate::window::{EngineConfig, Trigger, TriggerSpec, WindowEngine, WindowFn};
@@ -101,8 +102,7 @@ pub fn grade(runtime: &PluginRuntime, exercise: &Exercise, source: &PluginSource
     // A plugin that is not a component of the right world fails every case
     // for the same reason; say it once per case without retrying.
     if let Err(e) = crate::plugin::contract::load(runtime, source, exercise.kind) {
-        let reason = format!("{e:#}");
-        let results = cases.iter().map(|c| failed(c, reason.clone())).collect();
+        let results = cases.iter().map(|c| failed_by(c, &e)).collect();
         return Scorecard::new(exercise, plugin, results);
     }
     let results = cases
@@ -145,8 +145,7 @@ pub fn grade_dir(
                         let card = match PluginSource::from_file(path) {
                             Ok(source) => grade(runtime, exercise, &source, which),
                             Err(e) => {
-                                let reason = format!("{e:#}");
-                                let results = exercise.cases(which).map(|c| failed(c, reason.clone())).collect();
+                                let results = exercise.cases(which).map(|c| failed_by(c, &e)).collect();
                                 Scorecard::new(exercise, path.display().to_string(), results)
                             }
                         };
@@ -168,28 +167,30 @@ fn failed(case: &Case, reason: String) -> CaseResult {
         name: case.name.clone(),
         held_back: case.held_back,
         passed: false,
-        error: Some(explain(reason)),
+        error: Some(reason),
         diff: Vec::new(),
         hint: case.hint.clone(),
     }
 }
 
-/// Adds what a participant most likely has to do about a failure.
-fn explain(reason: String) -> String {
-    // The pipeline's consequence of an aggregate trap is not the grader's.
-    let reason = match reason.find("; its accumulators are lost") {
-        Some(i) => reason[..i].to_string(),
-        None => reason,
+/// A case failed by an error: its words, and what a participant most likely
+/// has to do about the plugin failure in it (told by the failure's type).
+fn failed_by(case: &Case, err: &anyhow::Error) -> CaseResult {
+    let failure = err.chain().find_map(|c| c.downcast_ref::<Failure>().or_else(|| c.downcast_ref::<AggregateFailed>().map(|a| &a.failure)));
+    failed(case, with_advice(format!("{err:#}"), failure))
+}
+
+fn with_advice(reason: String, failure: Option<&Failure>) -> String {
+    let advice = match failure {
+        // `todo!()`'s own panic message, as the guest left it.
+        Some(Failure::Panic { message: Some(m) }) if m.contains("not yet implemented") => {
+            "that is a todo!() still to fill in: see the TODO comment above it"
+        }
+        Some(Failure::Panic { .. }) => "a todo!() left in the template panics too: fill in every TODO snippet",
+        Some(Failure::TimeBudget { .. } | Failure::Limit(SandboxLimit::Wait { .. })) => "look for a loop that never ends",
+        _ => return reason,
     };
-    if reason.contains("not yet implemented") {
-        format!("{reason}; that is a todo!() still to fill in: see the TODO comment above it")
-    } else if reason.contains("panicked") {
-        format!("{reason}; a todo!() left in the template panics too: fill in every TODO snippet")
-    } else if reason.contains("time budget") {
-        format!("{reason}; look for a loop that never ends")
-    } else {
-        reason
-    }
+    format!("{reason}; {advice}")
 }
 
 fn verdict(case: &Case, diff: Vec<String>) -> CaseResult {
@@ -209,12 +210,12 @@ fn grade_transform(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
     let decoder = Decoder::new(events.key_pointer().expect("the default"), events.event_time().expect("the default"));
     let mut plugin = match TransformPlugin::load(runtime, source.clone(), &exercise.config_for(case), &decoder.fields_spec()) {
         Ok(p) => p,
-        Err(e) => return failed(case, format!("{e:#}")),
+        Err(e) => return failed_by(case, &e),
     };
     let mut batch = batch_of(case);
     let out = match plugin.transform_whole(runtime, &mut batch) {
         Ok(out) => out,
-        Err(reason) => return failed(case, reason),
+        Err(failure) => return failed(case, with_advice(failure.to_string(), Some(&failure))),
     };
     let mut emitted = out.emitted;
     emitted.sort_by_key(|e| e.source);
@@ -307,7 +308,7 @@ pub(crate) fn short(v: &Json) -> String {
 fn grade_aggregate(runtime: &PluginRuntime, exercise: &Exercise, source: &PluginSource, case: &Case) -> CaseResult {
     let mut plugin = match AggregatePlugin::load(runtime, source.clone(), &exercise.config_for(case)) {
         Ok(p) => p,
-        Err(e) => return failed(case, format!("{e:#}")),
+        Err(e) => return failed_by(case, &e),
     };
     let events = EventConfig::default();
     let decoder = Decoder::new(events.key_pointer().expect("the default"), events.event_time().expect("the default"));
@@ -338,12 +339,12 @@ fn grade_aggregate(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
     let (ops, mut panes) = engine.drain();
     let refused = match plugin.apply(&ops, &mut payloads, &mut panes) {
         Ok(r) => r,
-        Err(e) => return failed(case, format!("{e:#}")),
+        Err(e) => return failed_by(case, &e),
     };
     engine.advance_watermark(i64::MAX);
     let (ops, mut closing) = engine.drain();
     if let Err(e) = plugin.apply(&ops, &mut EventBatch::default(), &mut closing) {
-        return failed(case, format!("{e:#}"));
+        return failed_by(case, &e);
     }
     panes.extend(closing);
     let mut actual: Vec<Json> = panes

@@ -14,10 +14,30 @@ use super::bindings::aggregate::exports::runnel::plugin::aggregator as contract;
 use super::bindings::aggregate::runnel::plugin::types as wit;
 use super::bindings::aggregate::{Aggregate, AggregatePre};
 use super::contract::{load, Kind, Report};
-use super::runtime::{describe_failure, Limits, PluginRuntime, PluginState};
+use super::runtime::{Failure, Limits, PluginRuntime, PluginState};
 use super::PluginSource;
 use crate::accumulate::{Accumulators, EventBatch, RejectedAdd};
 use crate::window::{AccOp, Pane, Value};
+
+/// An aggregate call that failed. The instance, and with it every
+/// accumulator it held, is gone: what that costs is the caller's to say
+/// (the pipeline stops without acknowledging unwritten input; grading and
+/// the room fail the case or the slot).
+#[derive(Debug)]
+pub struct AggregateFailed {
+    pub plugin: String,
+    /// The contract function that failed (`add`, `merge`, ...).
+    pub call: &'static str,
+    pub failure: Failure,
+}
+
+impl std::fmt::Display for AggregateFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "aggregate plugin {} failed in `{}`: {}", self.plugin, self.call, self.failure)
+    }
+}
+
+impl std::error::Error for AggregateFailed {}
 
 /// A loaded, initialised aggregate plugin.
 pub struct AggregatePlugin {
@@ -49,13 +69,13 @@ impl AggregatePlugin {
         let mut store = runtime.new_store();
         let instance = pre
             .instantiate(&mut store)
-            .map_err(|e| anyhow!(describe_failure(&e, limits)))
+            .map_err(|e| Failure::of(&e, limits, None))
             .with_context(|| format!("{} refused to start", source.name))?;
         runtime.arm(&mut store);
         let info = instance
             .runnel_plugin_aggregator()
             .call_init(&mut store, config)
-            .map_err(|e| anyhow!(describe_failure(&e, limits)))
+            .map_err(|e| Failure::of(&e, limits, None))
             .with_context(|| format!("{} refused to start", source.name))?
             .map_err(|reason| anyhow!("{} refused its configuration: {reason}", source.name))?;
         Ok(Self {
@@ -96,13 +116,8 @@ impl AggregatePlugin {
         Ok(())
     }
 
-    fn fail(&self, what: &str, err: wasmtime::Error) -> anyhow::Error {
-        anyhow!(
-            "aggregate plugin {} failed in `{what}`: {}; its accumulators are lost, so the run \
-             stops without acknowledging unwritten input",
-            self.source.name,
-            super::runtime::describe_failure_in(&err, self.limits, self.store.data())
-        )
+    fn fail(&self, call: &'static str, err: wasmtime::Error) -> anyhow::Error {
+        AggregateFailed { plugin: self.source.name.clone(), call, failure: Failure::of(&err, self.limits, Some(self.store.data())) }.into()
     }
 
     fn flush_adds(&mut self, events: &mut EventBatch, rejected: &mut Vec<RejectedAdd>) -> Result<()> {

@@ -31,6 +31,38 @@ use super::PluginSource;
 use crate::accumulate::{Accumulators, EventBatch};
 use crate::window::AccOp;
 
+/// What became of a plugin version: serialised (lowercase) for the admin
+/// API and the status, compared as a value everywhere else.
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// It runs from the next batch on.
+    Swapped,
+    /// That version already runs.
+    Unchanged,
+    /// Not loaded; the running version stays.
+    Refused,
+    /// It kept failing on the stream and was taken out (see `pipeline`).
+    Quarantined,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Swapped => "swapped",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Refused => "refused",
+            Outcome::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What became of a reload request, as told to whoever asked.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ReloadOutcome {
@@ -38,8 +70,7 @@ pub struct ReloadOutcome {
     pub kind: &'static str,
     /// The new version: `name@hash`.
     pub plugin: String,
-    /// `swapped`, `unchanged` (that version already runs), or `refused`.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     /// What happened, in words (the refusal's reason).
     pub message: String,
     /// Time spent compiling and checking it, off the event path.
@@ -72,7 +103,7 @@ pub struct Loaded {
 
 impl Loaded {
     /// What happened, for the requester and the history.
-    pub fn outcome(&self, outcome: &'static str, message: String) -> ReloadOutcome {
+    pub fn outcome(&self, outcome: Outcome, message: String) -> ReloadOutcome {
         ReloadOutcome { kind: self.kind.world(), plugin: self.label.clone(), outcome, message, load_ms: self.load_time.as_secs_f64() * 1e3 }
     }
 

@@ -343,15 +343,7 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// [`describe_failure`], with the guest's panic message when it left one.
-pub fn describe_failure_in(err: &wasmtime::Error, limits: Limits, state: &PluginState) -> String {
-    Failure::of(err, limits, Some(state)).to_string()
-}
-
-/// A readable reason for a failed plugin call: the trap kind in words.
-pub fn describe_failure(err: &wasmtime::Error, limits: Limits) -> String {
-    Failure::of(err, limits, None).to_string()
-}
+impl std::error::Error for Failure {}
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use super::bindings::transform::exports::runnel::plugin::transformer as contract
 use super::bindings::transform::runnel::plugin::types as wit;
 use super::bindings::transform::{Transform, TransformPre};
 use super::contract::{load, Kind, Report};
-use super::runtime::{describe_failure, Failure, PluginRuntime, PluginState};
+use super::runtime::{Failure, PluginRuntime, PluginState};
 use super::PluginSource;
 use crate::accumulate::EventBatch;
 use crate::deadletter::Reason;
@@ -108,13 +108,13 @@ impl TransformPlugin {
             let instance = self
                 .pre
                 .instantiate(&mut store)
-                .map_err(|e| anyhow::anyhow!(describe_failure(&e, self.limits)))
+                .map_err(|e| Failure::of(&e, self.limits, None))
                 .context("instantiating the plugin failed")?;
             runtime.arm(&mut store);
             let init = instance
                 .runnel_plugin_transformer()
                 .call_init(&mut store, &self.config, &self.fields)
-                .map_err(|e| anyhow::anyhow!(describe_failure(&e, self.limits)))
+                .map_err(|e| Failure::of(&e, self.limits, None))
                 .context("the plugin's init failed")?;
             init.map_err(|reason| anyhow::anyhow!("the plugin's init refused its configuration: {reason}"))?;
             self.live = Some((store, instance));
@@ -173,13 +173,13 @@ impl TransformPlugin {
     /// One call on the whole batch, without isolating failures: a trap or
     /// an exhausted budget fails the batch with the reason (the grader
     /// uses this; the pipeline uses [`transform`](Self::transform)).
-    pub fn transform_whole(&mut self, runtime: &PluginRuntime, batch: &mut EventBatch) -> Result<TransformOutput, String> {
+    pub fn transform_whole(&mut self, runtime: &PluginRuntime, batch: &mut EventBatch) -> Result<TransformOutput, Failure> {
         let wit_batch = wit::EventBatch { bytes: std::mem::take(&mut batch.bytes), ends: std::mem::take(&mut batch.ends) };
         let (wit_batch, result) = self.call(runtime, wit_batch);
         batch.bytes = wit_batch.bytes;
         batch.ends = wit_batch.ends;
         let mut out = TransformOutput::default();
-        accept(result.map_err(|f| f.to_string())?, &mut out, Some);
+        accept(result?, &mut out, Some);
         Ok(out)
     }
 
