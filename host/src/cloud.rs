@@ -146,11 +146,22 @@ pub fn bigquery_already_exists(err: &gcp_bigquery_client::error::BQError) -> boo
     matches!(err, gcp_bigquery_client::error::BQError::ResponseError { error } if error.error.code == 409)
 }
 
-/// A runtime for the cloud clients (the pipeline itself is synchronous).
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+/// The one async runtime the cloud clients share (the Pub/Sub source, the
+/// BigQuery sink, the dead-letter topic, the commands): the pipeline itself
+/// is synchronous and calls in with `block_on`. Two workers: the source's
+/// stream task and the clients' lease and flush loops run while the
+/// pipeline thread waits in another client's call. Never dropped.
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("runnel-cloud")
         .enable_all()
         .build()
-        .context("cannot start the async runtime for the Google Cloud clients")
+        .context("cannot start the async runtime for the Google Cloud clients")?;
+    // Two threads racing here: one runtime wins, the other is dropped unused.
+    Ok(RUNTIME.get_or_init(|| rt))
 }

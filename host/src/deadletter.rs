@@ -206,7 +206,7 @@ pub struct DeadLetters {
 
 /// Dead letters on their way to a Pub/Sub topic.
 struct TopicCopy {
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
     publisher: google_cloud_pubsub::client::Publisher,
     name: String,
     pending: Vec<google_cloud_pubsub::publisher::PublishFuture>,

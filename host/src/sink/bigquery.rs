@@ -49,7 +49,7 @@ pub struct Column {
 }
 
 pub struct BigQuerySink {
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
     client: gcp_bigquery_client::Client,
     project: String,
     dataset: String,

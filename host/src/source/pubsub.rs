@@ -58,7 +58,7 @@ pub struct PubsubOptions {
 type Delivery = google_cloud_pubsub::Result<(Message, Handler)>;
 
 pub struct PubsubSource {
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
     /// Messages the stream's task has received, in order. Unbounded because
     /// the client's flow control already bounds how many are outstanding.
     deliveries: UnboundedReceiver<Delivery>,
