@@ -199,7 +199,7 @@ pub struct DeadLetters {
     total: u64,
     topic: Option<TopicCopy>,
     /// The latest few, for the dashboard.
-    recent: std::collections::VecDeque<crate::status::DeadLetterSample>,
+    recent: std::collections::VecDeque<crate::telemetry::DeadLetterSample>,
     /// Written since the last fsync.
     dirty: bool,
 }
@@ -280,9 +280,9 @@ impl DeadLetters {
             payload_size: size,
             payload_blake3: digest,
         };
-        crate::status::push_recent(
+        crate::telemetry::push_recent(
             &mut self.recent,
-            crate::status::DeadLetterSample {
+            crate::telemetry::DeadLetterSample {
                 time: record.time.clone(),
                 stage: stage.as_str().into(),
                 reason: record.reason.clone(),
@@ -329,7 +329,7 @@ impl DeadLetters {
     }
 
     /// The latest dead letters, newest last.
-    pub fn recent(&self) -> &std::collections::VecDeque<crate::status::DeadLetterSample> {
+    pub fn recent(&self) -> &std::collections::VecDeque<crate::telemetry::DeadLetterSample> {
         &self.recent
     }
 

@@ -34,7 +34,9 @@
 //!   versions, reload history);
 //! - [`admin`]: the HTTP server beside a running pipeline (status, reloads,
 //!   metrics, the dashboard page);
-//! - [`metrics`]: stage latency histograms and the Prometheus exposition;
+//! - [`telemetry`]: the counters, latency histograms and dead-letter
+//!   samples every stage records into (a leaf: it imports no other module);
+//! - [`metrics`]: the Prometheus exposition of the status;
 //! - [`grade`]: grading workshop exercises by swapping guests;
 //! - [`room`]: many participants' plugins side by side on one stream;
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
@@ -61,4 +63,5 @@ pub mod room;
 pub mod sink;
 pub mod source;
 pub mod status;
+pub mod telemetry;
 pub mod window;

@@ -1,49 +1,10 @@
 //! Metrics: per-stage latency histograms the pipeline keeps, and the
 //! Prometheus text exposition of a [`Snapshot`] (`GET /metrics`).
 
-use serde::Serialize;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use crate::status::Snapshot;
-
-/// Bucket upper bounds, in seconds.
-const BUCKETS: [f64; 12] = [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0];
-
-/// A latency histogram with Prometheus' cumulative buckets.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Histogram {
-    /// Observations at or under each bound of `BUCKETS` (not cumulative).
-    counts: [u64; BUCKETS.len()],
-    /// Observations over the last bound.
-    over: u64,
-    pub count: u64,
-    pub sum_seconds: f64,
-}
-
-impl Histogram {
-    pub fn observe(&mut self, d: Duration) {
-        let s = d.as_secs_f64();
-        match BUCKETS.iter().position(|&b| s <= b) {
-            Some(i) => self.counts[i] += 1,
-            None => self.over += 1,
-        }
-        self.count += 1;
-        self.sum_seconds += s;
-    }
-}
-
-/// The stages whose per-batch latency is measured.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct StageLatencies {
-    /// Waiting for and reading a source batch.
-    pub source: Histogram,
-    pub transform: Histogram,
-    /// Key, event time and window assignment.
-    pub window: Histogram,
-    pub aggregate: Histogram,
-    pub sink: Histogram,
-}
+pub use crate::telemetry::{Histogram, StageLatencies, BUCKETS};
 
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")

@@ -36,60 +36,9 @@ use crate::sink::{bigquery::BigQuerySink, ndjson::NdjsonSink, stdout::StdoutSink
 use crate::source::pubsub::{PubsubOptions, PubsubSource};
 use crate::source::{file::FileSource, now_us, synthetic::SyntheticSource, Source, SourceBatch};
 use crate::status::LiveStatus;
+pub use crate::telemetry::Counters;
 use crate::window::watermark::{TimeRefusal, WatermarkEstimator};
 use crate::window::{Admission, WindowEngine};
-
-/// What a run did.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Counters {
-    /// Events read from the source.
-    pub events_in: u64,
-    /// Input events that produced no output (a filter dropped them).
-    pub filtered: u64,
-    /// Elements handed to windowing (transform outputs).
-    pub elements: u64,
-    /// Elements dropped as too late or for a closed window (also dead letters).
-    pub late: u64,
-    pub dead_letters: u64,
-    pub panes: u64,
-    pub transform_restarts: u64,
-    /// Plugin versions swapped in while running.
-    pub reloads: u64,
-    /// Plugin versions refused (the old one kept running).
-    pub refused_reloads: u64,
-    /// Transform versions quarantined after failing batch after batch.
-    pub quarantines: u64,
-    /// Time spent in transform calls (failures and retries included).
-    #[serde(skip)]
-    pub transform_time: Duration,
-    /// Time spent in aggregate calls.
-    #[serde(skip)]
-    pub aggregate_time: Duration,
-    /// How long each swap held up the event path.
-    #[serde(skip)]
-    pub reload_stalls: Vec<Duration>,
-    /// The end (µs) of the latest window a pane was written for.
-    #[serde(skip)]
-    pub last_window_end: Option<i64>,
-    #[serde(skip)]
-    pub elapsed: Duration,
-}
-
-impl Counters {
-    pub fn events_per_second(&self) -> f64 {
-        self.events_in as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// Transform time per input event, in nanoseconds.
-    pub fn transform_ns_per_event(&self) -> f64 {
-        self.transform_time.as_nanos() as f64 / self.events_in.max(1) as f64
-    }
-
-    /// Aggregate time per windowed element, in nanoseconds.
-    pub fn aggregate_ns_per_event(&self) -> f64 {
-        self.aggregate_time.as_nanos() as f64 / self.elements.max(1) as f64
-    }
-}
 
 /// A configured, ready-to-run pipeline.
 pub struct Pipeline {

@@ -7,8 +7,8 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use crate::pipeline::Counters;
 use crate::plugin::reload::ReloadOutcome;
+pub use crate::telemetry::{push_recent, Counters, DeadLetterSample, StageLatencies, RECENT};
 
 /// How many reload events are kept.
 const HISTORY: usize = 100;
@@ -53,21 +53,10 @@ pub struct Snapshot {
     pub recent_dead_letters: VecDeque<DeadLetterSample>,
     /// The latest closed windows' most active keys, newest last.
     pub recent_windows: VecDeque<WindowTop>,
-    pub latency: crate::metrics::StageLatencies,
+    pub latency: StageLatencies,
     /// Elements dropped as late over the last minutes, with a warning
     /// naming the setting to change when the share is high.
     pub late_recent: crate::late_share::RecentLateness,
-}
-
-/// A dead letter, shortened for display.
-#[derive(Clone, Debug, Serialize)]
-pub struct DeadLetterSample {
-    pub time: String,
-    pub stage: String,
-    pub reason: String,
-    pub source: String,
-    /// The original event, cut to 300 characters.
-    pub payload: String,
 }
 
 /// A closed window's most active keys (its final panes, by value).
@@ -81,18 +70,8 @@ pub struct WindowTop {
     pub top: Vec<(String, serde_json::Value)>,
 }
 
-/// How many closed windows and dead letters the snapshot keeps.
-pub const RECENT: usize = 30;
 /// Keys listed per closed window.
 pub const TOP_KEYS: usize = 10;
-
-/// Keeps `item` in a bounded, newest-last queue.
-pub fn push_recent<T>(queue: &mut VecDeque<T>, item: T) {
-    if queue.len() == RECENT {
-        queue.pop_front();
-    }
-    queue.push_back(item);
-}
 
 /// The counters, as numbers for JSON: the run's counters plus what is
 /// derived from them.

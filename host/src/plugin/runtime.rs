@@ -18,11 +18,11 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::sandbox::{CallDeadline, SandboxLimit, StoreLimiter};
+pub use super::sandbox::PluginState;
+use super::sandbox::{CallDeadline, SandboxLimit};
 use super::PluginSource;
 
 /// How long one epoch tick lasts; time budgets are whole ticks.
@@ -61,23 +61,6 @@ pub enum CompiledFrom {
 impl Default for Limits {
     fn default() -> Self {
         Self { call_timeout: Duration::from_millis(1000), max_memory_bytes: 64 << 20 }
-    }
-}
-
-/// What every plugin store holds.
-pub struct PluginState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimiter,
-    /// When the call in progress runs out of budget (WASI waits check it).
-    pub(crate) deadline: CallDeadline,
-    /// The tail of the guest's stderr (its panic messages).
-    pub stderr: super::stderr::StderrTail,
-}
-
-impl WasiView for PluginState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -239,14 +222,7 @@ impl PluginRuntime {
 
     /// A fresh store with the sandbox applied and no time budget yet.
     pub fn new_store(&self) -> Store<PluginState> {
-        let stderr = super::stderr::StderrTail::default();
-        let state = PluginState {
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
-            table: ResourceTable::new(),
-            limits: StoreLimiter::new(self.limits.max_memory_bytes),
-            deadline: CallDeadline::starting_now(self.limits.call_timeout),
-            stderr,
-        };
+        let state = PluginState::new(self.limits.max_memory_bytes, self.limits.call_timeout);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();

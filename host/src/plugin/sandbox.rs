@@ -24,7 +24,39 @@ use wasmtime_wasi::clocks::WasiClocksView as _;
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as _;
 use wasmtime_wasi::p2::DynPollable;
 
-use super::runtime::PluginState;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// What every plugin store holds: WASI with stderr kept (for panic
+/// messages), the store's limiter and the running call's deadline.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limits: StoreLimiter,
+    /// When the call in progress runs out of budget (WASI waits check it).
+    pub(crate) deadline: CallDeadline,
+    /// The tail of the guest's stderr (its panic messages).
+    pub stderr: super::stderr::StderrTail,
+}
+
+impl PluginState {
+    pub(super) fn new(max_memory_bytes: usize, call_timeout: Duration) -> Self {
+        let stderr = super::stderr::StderrTail::default();
+        PluginState {
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            table: ResourceTable::new(),
+            limits: StoreLimiter::new(max_memory_bytes),
+            deadline: CallDeadline::starting_now(call_timeout),
+            stderr,
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
 
 /// The interface [`shadow_clocks`] replaces, at the version wasmtime-wasi
 /// links (guests importing any 0.2.x resolve to it). A wasmtime upgrade that
