@@ -225,80 +225,176 @@ impl PluginSettings {
     }
 }
 
-/// Where panes go.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// Where panes go: the rows' column names, and the kind of sink with its
+/// own settings. Parsed from the flat `[sink]` table (`RawSink`) into this
+/// shape, so a BigQuery sink always has its dataset and table, an NDJSON
+/// sink its path, and a setting of another kind is refused at load.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(try_from = "RawSink", into = "RawSink")]
 pub struct SinkConfig {
-    #[serde(rename = "type", default)]
     pub kind: SinkKind,
-    /// `ndjson`: the output file.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// `stdout`: keys shown per window.
-    #[serde(default = "default_top")]
-    pub top: usize,
     /// The key's column name in rows.
-    #[serde(default = "default_key_column")]
     pub key_column: String,
     /// The aggregate value's column name in rows.
-    #[serde(default = "default_value_column")]
     pub value_column: String,
-    /// `bigquery`: the dataset and table.
-    #[serde(default)]
-    pub dataset: Option<String>,
-    #[serde(default)]
-    pub table: Option<String>,
-    /// `bigquery`: also write window_start, window_end, timing, pane_index.
-    #[serde(default)]
+}
+
+/// The kinds of sink, each with its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinkKind {
+    /// A readable table: the `top` keys of every window.
+    Stdout { top: usize },
+    /// One JSON row per pane, to `path`.
+    Ndjson { path: PathBuf },
+    /// Rows streamed into a BigQuery table.
+    Bigquery(BigQueryTable),
+    /// Discards rows (for benchmarks).
+    Null,
+}
+
+/// A BigQuery sink's table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BigQueryTable {
+    pub dataset: String,
+    pub table: String,
+    /// Also write window_start, window_end, timing, pane_index.
     pub window_columns: bool,
-    /// `bigquery` (`runnel setup`): the value column's type.
-    #[serde(default = "default_value_type")]
+    /// The value column's type (`runnel setup` creates the table with it).
     pub value_type: String,
 }
 
-fn default_value_type() -> String {
-    "INTEGER".into()
-}
+impl SinkConfig {
+    /// The BigQuery table, if panes go to one.
+    pub fn bigquery(&self) -> Option<&BigQueryTable> {
+        match &self.kind {
+            SinkKind::Bigquery(t) => Some(t),
+            _ => None,
+        }
+    }
 
-fn default_key_column() -> String {
-    "user_pseudo_id".into()
-}
-fn default_value_column() -> String {
-    "event_count".into()
-}
-fn default_top() -> usize {
-    5
+    /// The rows' column names.
+    pub fn columns(&self) -> crate::sink::Columns {
+        crate::sink::Columns { key: self.key_column.clone(), value: self.value_column.clone() }
+    }
 }
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        Self {
-            kind: SinkKind::default(),
-            path: None,
-            top: default_top(),
-            key_column: default_key_column(),
-            value_column: default_value_column(),
-            dataset: None,
-            table: None,
-            window_columns: false,
-            value_type: default_value_type(),
-        }
+        RawSink::default().try_into().expect("the default sink is valid")
     }
 }
 
-/// The kinds of sink.
+/// The `[sink]` table as written: one flat table whatever the type.
+#[derive(Clone, Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    #[serde(rename = "type", default)]
+    kind: RawSinkKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    top: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dataset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    table: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window_columns: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value_type: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum SinkKind {
-    /// A readable table: the `top` keys of every window.
+enum RawSinkKind {
     #[default]
     Stdout,
-    /// One JSON row per pane, to `path`.
     Ndjson,
-    /// Rows streamed into a BigQuery table (`dataset`, `table`).
     Bigquery,
-    /// Discards rows (for benchmarks).
     Null,
+}
+
+impl TryFrom<RawSink> for SinkConfig {
+    type Error = String;
+
+    fn try_from(raw: RawSink) -> Result<Self, String> {
+        let name = match raw.kind {
+            RawSinkKind::Stdout => "stdout",
+            RawSinkKind::Ndjson => "ndjson",
+            RawSinkKind::Bigquery => "bigquery",
+            RawSinkKind::Null => "null",
+        };
+        // A setting of another kind of sink is a mistake worth saying.
+        let foreign: Vec<&str> = [
+            ("path", raw.path.is_some() && raw.kind != RawSinkKind::Ndjson),
+            ("top", raw.top.is_some() && raw.kind != RawSinkKind::Stdout),
+            ("dataset", raw.dataset.is_some() && raw.kind != RawSinkKind::Bigquery),
+            ("table", raw.table.is_some() && raw.kind != RawSinkKind::Bigquery),
+            ("window_columns", raw.window_columns.is_some() && raw.kind != RawSinkKind::Bigquery),
+            ("value_type", raw.value_type.is_some() && raw.kind != RawSinkKind::Bigquery),
+        ]
+        .into_iter()
+        .filter_map(|(k, wrong)| wrong.then_some(k))
+        .collect();
+        if !foreign.is_empty() {
+            return Err(format!(
+                "[sink] type = \"{name}\" has no {}: remove it, or set the type it belongs to \
+                 (path: ndjson; top: stdout; dataset, table, window_columns, value_type: bigquery)",
+                foreign.join(", ")
+            ));
+        }
+        let kind = match raw.kind {
+            RawSinkKind::Stdout => SinkKind::Stdout { top: raw.top.unwrap_or(5) },
+            RawSinkKind::Ndjson => {
+                SinkKind::Ndjson { path: raw.path.ok_or("[sink] type = \"ndjson\" needs a path, e.g. path = \"out/panes.ndjson\"")? }
+            }
+            RawSinkKind::Bigquery => match (raw.dataset, raw.table) {
+                (Some(dataset), Some(table)) => SinkKind::Bigquery(BigQueryTable {
+                    dataset,
+                    table,
+                    window_columns: raw.window_columns.unwrap_or(false),
+                    value_type: raw.value_type.unwrap_or_else(|| "INTEGER".into()),
+                }),
+                _ => {
+                    return Err("[sink] type = \"bigquery\" needs dataset and table, e.g. dataset = \"data_journey\", \
+                                table = \"dataflow\""
+                        .into())
+                }
+            },
+            RawSinkKind::Null => SinkKind::Null,
+        };
+        Ok(SinkConfig {
+            kind,
+            key_column: raw.key_column.unwrap_or_else(|| "user_pseudo_id".into()),
+            value_column: raw.value_column.unwrap_or_else(|| "event_count".into()),
+        })
+    }
+}
+
+impl From<SinkConfig> for RawSink {
+    fn from(s: SinkConfig) -> Self {
+        let mut raw = RawSink { key_column: Some(s.key_column), value_column: Some(s.value_column), ..Default::default() };
+        match s.kind {
+            SinkKind::Stdout { top } => raw.top = Some(top),
+            SinkKind::Ndjson { path } => {
+                raw.kind = RawSinkKind::Ndjson;
+                raw.path = Some(path);
+            }
+            SinkKind::Bigquery(t) => {
+                raw.kind = RawSinkKind::Bigquery;
+                raw.dataset = Some(t.dataset);
+                raw.table = Some(t.table);
+                raw.window_columns = Some(t.window_columns);
+                raw.value_type = Some(t.value_type);
+            }
+            SinkKind::Null => raw.kind = RawSinkKind::Null,
+        }
+        raw
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -489,12 +585,6 @@ impl PipelineConfig {
         if self.pipeline.batch_size == 0 || self.pipeline.batch_size > 65_536 {
             bail!("[pipeline] batch_size must be between 1 and 65536, got {}", self.pipeline.batch_size);
         }
-        if self.sink.kind == SinkKind::Bigquery && (self.sink.dataset.is_none() || self.sink.table.is_none()) {
-            bail!("[sink] type = \"bigquery\" needs dataset and table, e.g. dataset = \"data_journey\", table = \"dataflow\"");
-        }
-        if self.sink.kind == SinkKind::Ndjson && self.sink.path.is_none() {
-            bail!("[sink] type = \"ndjson\" needs a path, e.g. path = \"out/panes.ndjson\"");
-        }
         if self.event.max_bytes == 0 {
             bail!("[event] max_bytes must be positive");
         }
@@ -593,6 +683,31 @@ impl PipelineConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_sink_kind_carries_its_own_settings_and_refuses_others() {
+        let file = "[source]\ntype = \"file\"\npath = \"x.ndjson\"\n[sink]\n";
+        let bq = PipelineConfig::parse(&format!("{file}type = \"bigquery\"\ndataset = \"d\"\ntable = \"t\"\n")).unwrap();
+        let t = bq.sink.bigquery().expect("a BigQuery sink");
+        assert_eq!((t.dataset.as_str(), t.table.as_str(), t.window_columns, t.value_type.as_str()), ("d", "t", false, "INTEGER"));
+        let nd = PipelineConfig::parse(&format!("{file}type = \"ndjson\"\npath = \"o.ndjson\"\nkey_column = \"k\"\n")).unwrap();
+        assert_eq!(nd.sink.kind, SinkKind::Ndjson { path: "o.ndjson".into() });
+        assert_eq!(nd.sink.key_column, "k");
+        assert_eq!(PipelineConfig::parse(file).unwrap().sink.kind, SinkKind::Stdout { top: 5 });
+        for (extra, says) in [
+            ("type = \"bigquery\"\ndataset = \"d\"\ntable = \"t\"\npath = \"o\"\n", "type = \"bigquery\" has no path"),
+            ("type = \"ndjson\"\npath = \"o\"\ntop = 3\n", "type = \"ndjson\" has no top"),
+            ("type = \"null\"\ndataset = \"d\"\n", "type = \"null\" has no dataset"),
+            ("type = \"bigquery\"\ndataset = \"d\"\n", "needs dataset and table"),
+            ("type = \"ndjson\"\n", "needs a path"),
+        ] {
+            let e = format!("{:#}", PipelineConfig::parse(&format!("{file}{extra}")).unwrap_err());
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        // Written back as the flat table it was read from.
+        let back: SinkConfig = toml::from_str(&toml::to_string(&bq.sink).unwrap()).unwrap();
+        assert_eq!(back, bq.sink);
+    }
 
     #[test]
     fn minimal_file_uses_workshop_defaults() {

@@ -32,7 +32,7 @@ use crate::plugin::reload::{NewPlugin, Outcome, ReloadHandle, ReloadOutcome, Rel
 use crate::plugin::runtime::PluginRuntime;
 use crate::plugin::transform::{TransformOutput, TransformPlugin};
 use crate::plugin::PluginSource;
-use crate::sink::{bigquery::BigQuerySink, ndjson::NdjsonSink, stdout::StdoutSink, Columns, NullSink, Provenance, Sink};
+use crate::sink::{bigquery::BigQuerySink, ndjson::NdjsonSink, stdout::StdoutSink, NullSink, Provenance, Sink};
 use crate::source::pubsub::{PubsubOptions, PubsubSource};
 use crate::source::{file::FileSource, now_us, synthetic::SyntheticSource, Source, SourceBatch};
 use crate::status::LiveStatus;
@@ -178,23 +178,20 @@ impl Pipeline {
         let aggregate = crate::plugin::aggregate::AggregatePlugin::load(&runtime, agg_source, &cfg.aggregate.config.to_config_string())
             .context("[aggregate] plugin refused")?;
         let provenance = Provenance { transform: transform.as_ref().map(|t| t.source.label()), aggregate: aggregate.source.label() };
-        let columns = Columns { key: cfg.sink.key_column.clone(), value: cfg.sink.value_column.clone() };
+        let columns = cfg.sink.columns();
         let sink: Box<dyn Sink> = match overrides.sink {
             Some(s) => s,
-            None => match cfg.sink.kind {
-                SinkKind::Stdout => Box::new(StdoutSink::new(std::io::stdout(), cfg.sink.top, None)),
-                SinkKind::Ndjson => {
-                    let path = cfg.sink.path.as_ref().expect("validated: ndjson has a path");
+            None => match &cfg.sink.kind {
+                SinkKind::Stdout { top } => Box::new(StdoutSink::new(std::io::stdout(), *top, None)),
+                SinkKind::Ndjson { path } => {
                     // Behind Pub/Sub, written rows cover acknowledged messages.
                     let durable = matches!(cfg.source, SourceConfig::Pubsub { .. });
                     Box::new(NdjsonSink::open(&cfg.resolve(path), columns, durable)?)
                 }
                 SinkKind::Null => Box::new(NullSink),
-                SinkKind::Bigquery => {
+                SinkKind::Bigquery(t) => {
                     let cloud = Cloud::resolve(&cfg.cloud)?;
-                    let dataset = cfg.sink.dataset.as_deref().expect("validated");
-                    let table = cfg.sink.table.as_deref().expect("validated");
-                    Box::new(BigQuerySink::connect(&cloud, dataset, table, columns, cfg.sink.window_columns)?)
+                    Box::new(BigQuerySink::connect(&cloud, &t.dataset, &t.table, columns, t.window_columns)?)
                 }
             },
         };

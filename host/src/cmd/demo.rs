@@ -9,7 +9,7 @@ use crate::pipeline::{Counters, Overrides, Pipeline};
 use crate::sink::ndjson::NdjsonSink;
 use crate::sink::stdout::StdoutSink;
 use crate::sink::tee::TeeSink;
-use crate::sink::{Columns, Sink};
+use crate::sink::Sink;
 use crate::source::file::FileSource;
 use crate::source::paced::PacedSource;
 use crate::source::synthetic::FLOOD_IT_GZ;
@@ -40,8 +40,7 @@ pub fn run(opts: &DemoOptions) -> Result<Counters> {
     let table = StdoutSink::new(std::io::stdout(), opts.top, Some(opts.windows));
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(table)];
     if let Some(path) = &opts.output {
-        let columns = Columns { key: cfg.sink.key_column.clone(), value: cfg.sink.value_column.clone() };
-        sinks.push(Box::new(NdjsonSink::create(path, columns)?));
+        sinks.push(Box::new(NdjsonSink::create(path, cfg.sink.columns())?));
     }
     let mut source: Box<dyn Source> = Box::new(FileSource::from_reader("bundled:floodit-events.ndjson.gz", FLOOD_IT_GZ, true));
     if let Some(rate) = opts.rate {

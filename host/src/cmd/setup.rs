@@ -11,18 +11,17 @@ use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 
 use crate::cloud::{bigquery_already_exists, pubsub_already_exists, Cloud};
-use crate::config::{PipelineConfig, SinkKind, SourceConfig};
+use crate::config::{BigQueryTable, PipelineConfig, SinkConfig, SourceConfig};
 
 /// The table schema a pipeline's rows need.
-pub fn table_schema(cfg: &PipelineConfig) -> TableSchema {
-    let sink = &cfg.sink;
-    let value = match sink.value_type.to_ascii_uppercase().as_str() {
+pub fn table_schema(sink: &SinkConfig, table: &BigQueryTable) -> TableSchema {
+    let value = match table.value_type.to_ascii_uppercase().as_str() {
         "FLOAT" | "FLOAT64" => TableFieldSchema::float(&sink.value_column),
         "STRING" => TableFieldSchema::string(&sink.value_column),
         _ => TableFieldSchema::integer(&sink.value_column),
     };
     let mut fields = vec![TableFieldSchema::string(&sink.key_column), value];
-    if sink.window_columns {
+    if table.window_columns {
         fields.push(TableFieldSchema::timestamp("window_start"));
         fields.push(TableFieldSchema::timestamp("window_end"));
         fields.push(TableFieldSchema::string("timing"));
@@ -67,13 +66,12 @@ pub fn run(config: &Path) -> Result<()> {
             let r = admin.create_topic().set_name(cloud.topic_path(topic)).send().await;
             report(&format!("Pub/Sub dead-letter topic {}", cloud.topic_path(topic)), r, pubsub_already_exists)?;
         }
-        if cfg.sink.kind == SinkKind::Bigquery {
-            let dataset = cfg.sink.dataset.as_deref().expect("validated");
-            let table = cfg.sink.table.as_deref().expect("validated");
+        if let Some(t) = cfg.sink.bigquery() {
+            let (dataset, table) = (&t.dataset, &t.table);
             let bq = cloud.bigquery().await?;
             let r = bq.dataset().create(Dataset::new(&cloud.project, dataset)).await;
             report(&format!("BigQuery dataset {}.{dataset}", cloud.project), r, bigquery_already_exists)?;
-            let r = bq.table().create(Table::new(&cloud.project, dataset, table, table_schema(&cfg))).await;
+            let r = bq.table().create(Table::new(&cloud.project, dataset, table, table_schema(&cfg.sink, t))).await;
             report(&format!("BigQuery table {}.{dataset}.{table}", cloud.project), r, bigquery_already_exists)?;
         }
         Ok(())

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::cloud::Cloud;
-use crate::config::{PipelineConfig, SinkKind, SourceConfig};
+use crate::config::{BigQueryTable, PipelineConfig, SourceConfig};
 
 /// Messages pulled per peek request.
 const PEEK_BATCH: usize = 1000;
@@ -80,7 +80,7 @@ pub struct StatusOptions<'a> {
 pub fn run(opts: &StatusOptions) -> Result<Status> {
     let cfg = PipelineConfig::load(opts.config)?;
     let mut status = Status { dead_letter_file: cfg.resolve(&cfg.dead_letters.path).display().to_string(), ..Default::default() };
-    let needs_cloud = matches!(cfg.source, SourceConfig::Pubsub { .. }) || cfg.sink.kind == SinkKind::Bigquery;
+    let needs_cloud = matches!(cfg.source, SourceConfig::Pubsub { .. }) || cfg.sink.bigquery().is_some();
     let cloud = if needs_cloud { Some(Cloud::resolve(&cfg.cloud)?) } else { None };
     if let SourceConfig::Pubsub { lease_extension_s, ack_deadline_s, .. } = &cfg.source {
         status.quiet_needed_s = ((*lease_extension_s).clamp(10, 600) as f64).max(f64::from(*ack_deadline_s)) + 60.0;
@@ -104,10 +104,9 @@ pub fn run(opts: &StatusOptions) -> Result<Status> {
             status.pipeline = Some(v);
         }
     }
-    if let (SinkKind::Bigquery, Some(cloud)) = (cfg.sink.kind, &cloud) {
-        let dataset = cfg.sink.dataset.as_deref().expect("validated");
-        let table = cfg.sink.table.as_deref().expect("validated");
-        let (rows, keys, last) = table_summary(cloud, dataset, table, &cfg)?;
+    if let (Some(t), Some(cloud)) = (cfg.sink.bigquery(), &cloud) {
+        let (dataset, table) = (&t.dataset, &t.table);
+        let (rows, keys, last) = table_summary(cloud, t, &cfg.sink.key_column)?;
         status.table = Some(format!("{}.{dataset}.{table}", cloud.project));
         status.rows = Some(rows);
         status.keys = Some(keys);
@@ -183,18 +182,16 @@ fn access_token(scope: &str) -> Result<String> {
 }
 
 /// Rows, distinct keys and the latest window end of the table.
-fn table_summary(cloud: &Cloud, dataset: &str, table: &str, cfg: &PipelineConfig) -> Result<(i64, i64, Option<String>)> {
-    let key = &cfg.sink.key_column;
-    let last = if cfg.sink.window_columns { "CAST(MAX(window_end) AS STRING)" } else { "CAST(NULL AS STRING)" };
-    let sql = format!("SELECT COUNT(*), COUNT(DISTINCT {key}), {last} FROM `{dataset}.{table}`");
+fn table_summary(cloud: &Cloud, t: &BigQueryTable, key: &str) -> Result<(i64, i64, Option<String>)> {
+    let last = if t.window_columns { "CAST(MAX(window_end) AS STRING)" } else { "CAST(NULL AS STRING)" };
+    let sql = format!("SELECT COUNT(*), COUNT(DISTINCT {key}), {last} FROM `{}.{}`", t.dataset, t.table);
     let rt = crate::cloud::runtime()?;
     rt.block_on(async {
         let bq = cloud.bigquery().await?;
-        let resp = bq
-            .job()
-            .query(&cloud.project, gcp_bigquery_client::model::query_request::QueryRequest::new(sql))
-            .await
-            .with_context(|| format!("cannot query {dataset}.{table}: run `runnel setup --config FILE` if it does not exist"))?;
+        let resp =
+            bq.job().query(&cloud.project, gcp_bigquery_client::model::query_request::QueryRequest::new(sql)).await.with_context(|| {
+                format!("cannot query {}.{}: run `runnel setup --config FILE` if it does not exist", t.dataset, t.table)
+            })?;
         let mut rs = gcp_bigquery_client::model::query_response::ResultSet::new_from_query_response(resp);
         anyhow::ensure!(rs.next_row(), "the count query returned no row");
         let n = |i| rs.get_i64(i).ok().flatten().unwrap_or(0);
