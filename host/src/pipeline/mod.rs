@@ -37,8 +37,11 @@ use crate::source::pubsub::{PubsubOptions, PubsubSource};
 use crate::source::{file::FileSource, now_us, synthetic::SyntheticSource, Source, SourceBatch};
 use crate::status::LiveStatus;
 pub use crate::telemetry::Counters;
-use crate::window::watermark::{TimeRefusal, WatermarkEstimator};
-use crate::window::{Admission, WindowEngine};
+
+mod windowing;
+use crate::window::watermark::WatermarkEstimator;
+use crate::window::WindowEngine;
+use windowing::{Element, WindowStage};
 
 /// A configured, ready-to-run pipeline.
 pub struct Pipeline {
@@ -63,8 +66,8 @@ pub struct Pipeline {
     latency: crate::metrics::StageLatencies,
     sink_rows: u64,
     sink_rejected: u64,
-    engine: WindowEngine,
-    watermark: WatermarkEstimator,
+    /// Windowing: the engine, the watermark and the batch's element tables.
+    window: WindowStage,
     aggregate: Aggregates,
     sink: Box<dyn Sink>,
     dead: DeadLetters,
@@ -72,17 +75,7 @@ pub struct Pipeline {
     batch_size: usize,
     max_bytes: usize,
     counters: Counters,
-    agg_events: EventBatch,
-    /// For each element of the current batch: its source event's index.
-    element_sources: Vec<u32>,
-    /// For each source event of the current batch: when its windows retire.
-    hold_until: Vec<i64>,
-    /// For sessions: a key and time of each source event, to find its session.
-    hold_session: Vec<Option<(Box<str>, i64)>>,
     acks: AckTracker,
-    /// When this run started (µs): messages published before it are
-    /// redeliveries or a backlog, and extend the watermark's start-up hold.
-    run_started_us: i64,
     native: Option<NativePlugins>,
     /// The share of recent elements dropped as late.
     late_share: crate::late_share::LateShare,
@@ -228,8 +221,7 @@ impl Pipeline {
             latency: Default::default(),
             sink_rows: 0,
             sink_rejected: 0,
-            engine: WindowEngine::new(engine_cfg),
-            watermark,
+            window: WindowStage::new(WindowEngine::new(engine_cfg), watermark),
             aggregate: Aggregates::new(aggregate),
             sink,
             dead,
@@ -237,12 +229,7 @@ impl Pipeline {
             batch_size: cfg.pipeline.batch_size,
             max_bytes: cfg.event.max_bytes,
             counters: Counters::default(),
-            agg_events: EventBatch::default(),
-            element_sources: Vec::new(),
-            hold_until: Vec::new(),
-            hold_session: Vec::new(),
             acks: AckTracker::default(),
-            run_started_us: now_us(),
             native: overrides.native,
             late_share: crate::late_share::LateShare::new(cfg.lateness_advice()),
             stop: Arc::default(),
@@ -290,8 +277,8 @@ impl Pipeline {
                 }
                 Ok(NewPlugin::Aggregate(p)) => {
                     let name = p.source.label();
-                    let live = self.engine.live_slots();
-                    let (verdict, unused) = self.aggregate.swap(*p, &live, self.engine.is_merging())?;
+                    let live = self.window.engine.live_slots();
+                    let (verdict, unused) = self.aggregate.swap(*p, &live, self.window.engine.is_merging())?;
                     if let Some(unused) = unused {
                         self.reloader.retire(unused);
                     }
@@ -388,8 +375,8 @@ impl Pipeline {
     /// Publishes the counters and versions to the live status.
     fn publish_status(&self) {
         let retiring = self.aggregate.retiring().map(|(p, left)| (p.source.label(), left));
-        let stats = self.engine.stats();
-        let watermark = self.engine.watermark();
+        let stats = self.window.engine.stats();
+        let watermark = self.window.engine.watermark();
         let now = now_us();
         let late_recent = self.late_share.recent(now);
         let by_reason: Vec<(String, String, u64)> =
@@ -426,7 +413,7 @@ impl Pipeline {
     }
 
     pub fn engine(&self) -> &WindowEngine {
-        &self.engine
+        &self.window.engine
     }
 
     /// Runs until a bounded source ends; then closes every window.
@@ -438,7 +425,7 @@ impl Pipeline {
     /// once, for a restarted or another instance to count.
     pub fn run(&mut self) -> Result<Counters> {
         let started = Instant::now();
-        self.run_started_us = now_us();
+        self.window.run_started_us = now_us();
         loop {
             if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return self.stop_now(started);
@@ -448,7 +435,7 @@ impl Pipeline {
             self.latency.source.observe(reading.elapsed());
             self.apply_reloads()?;
             let now = now_us();
-            self.engine.advance_processing_time(now);
+            self.window.engine.advance_processing_time(now);
             let (elements, late) = (self.counters.elements, self.counters.late);
             self.process_batch(&mut batch, now)?;
             self.late_share.record(now, self.counters.elements - elements, self.counters.late - late);
@@ -457,17 +444,17 @@ impl Pipeline {
                 eprintln!("warning: {warning}");
             }
             self.flush()?;
-            self.engine.advance_watermark(self.watermark.current(now));
+            self.window.engine.advance_watermark(self.window.watermark.current(now));
             self.flush()?;
             self.release_acks(&batch)?;
             self.publish_status();
         }
         self.apply_reloads()?;
-        self.engine.advance_watermark(i64::MAX);
+        self.window.engine.advance_watermark(i64::MAX);
         self.flush()?;
         self.sink.finish()?;
         self.dead.flush()?;
-        let done = self.acks.release(&self.engine);
+        let done = self.acks.release(&self.window.engine);
         self.source.ack(&done);
         self.counters.dead_letters = self.dead.total();
         self.counters.elapsed = started.elapsed();
@@ -480,7 +467,7 @@ impl Pipeline {
         self.flush()?;
         self.sink.finish()?;
         self.dead.flush()?;
-        let done = self.acks.release(&self.engine);
+        let done = self.acks.release(&self.window.engine);
         self.source.ack(&done);
         let handed_back = self.source.close();
         eprintln!("stopped: windows still open are left to the next run; {handed_back} messages handed back for redelivery");
@@ -498,10 +485,10 @@ impl Pipeline {
             return Ok(());
         }
         for (i, &token) in batch.ack_tokens.iter().enumerate() {
-            let session = self.hold_session.get_mut(i).and_then(Option::take);
-            self.acks.hold(token, self.hold_until.get(i).copied().unwrap_or(i64::MIN), session);
+            let session = self.window.hold_session.get_mut(i).and_then(Option::take);
+            self.acks.hold(token, self.window.hold_until.get(i).copied().unwrap_or(i64::MIN), session);
         }
-        let done = self.acks.release(&self.engine);
+        let done = self.acks.release(&self.window.engine);
         if !done.is_empty() {
             self.source.ack(&done);
         }
@@ -513,14 +500,7 @@ impl Pipeline {
         let mut transform_took = Duration::ZERO;
         let n = batch.events.len();
         self.counters.events_in += n as u64;
-        self.agg_events.clear();
-        self.element_sources.clear();
-        self.hold_until.clear();
-        self.hold_until.resize(n, i64::MIN);
-        self.hold_session.clear();
-        if !batch.ack_tokens.is_empty() && self.engine.is_merging() {
-            self.hold_session.resize(n, None);
-        }
+        self.window.start_batch(n, !batch.ack_tokens.is_empty());
         // Oversized events never reach a plugin.
         let mut kept: Vec<u32> = (0..n as u32).collect();
         if (0..n).any(|i| batch.events.get(i).len() > self.max_bytes) {
@@ -539,6 +519,7 @@ impl Pipeline {
             batch.events = smaller;
         }
         let needs_payload = accumulators(&mut self.native, &mut self.aggregate).needs_payload();
+        self.window.needs_payload = needs_payload;
         let mut transform_failed = false;
         let called = Instant::now();
         let transformed = match (&mut self.native, &mut self.transform) {
@@ -588,23 +569,12 @@ impl Pipeline {
                 };
                 match decoded.and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, orig as usize, now)?))) {
                     Ok((key, ts)) => {
-                        admit(
-                            &mut self.engine,
-                            &mut self.agg_events,
-                            &mut self.element_sources,
-                            &mut self.watermark,
+                        self.window.admit(
+                            Element { key: &key, ts, payload, source: orig },
+                            batch,
+                            now,
                             &mut self.dead,
                             &mut self.counters,
-                            needs_payload,
-                            now,
-                            &key,
-                            ts,
-                            payload,
-                            orig,
-                            batch,
-                            &mut self.hold_until,
-                            &mut self.hold_session,
-                            self.run_started_us,
                         )?;
                     }
                     Err(refused) => {
@@ -623,23 +593,12 @@ impl Pipeline {
                     .and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, orig as usize, now)?)))
                 {
                     Ok((key, ts)) => {
-                        admit(
-                            &mut self.engine,
-                            &mut self.agg_events,
-                            &mut self.element_sources,
-                            &mut self.watermark,
+                        self.window.admit(
+                            Element { key: &key, ts, payload: event, source: orig },
+                            batch,
+                            now,
                             &mut self.dead,
                             &mut self.counters,
-                            needs_payload,
-                            now,
-                            &key,
-                            ts,
-                            event,
-                            orig,
-                            batch,
-                            &mut self.hold_until,
-                            &mut self.hold_session,
-                            self.run_started_us,
                         )?;
                     }
                     Err(refused) => {
@@ -653,17 +612,18 @@ impl Pipeline {
             self.check_quarantine(transform_failed);
         }
         // The aggregate's refusals name element numbers; map them back.
-        let (ops, mut panes) = self.engine.drain();
+        let (ops, mut panes) = self.window.engine.drain();
         let called = Instant::now();
-        let rejected =
-            accumulators(&mut self.native, &mut self.aggregate).apply(&ops, &mut self.agg_events, &mut panes).map_err(stops_the_run)?;
+        let rejected = accumulators(&mut self.native, &mut self.aggregate)
+            .apply(&ops, &mut self.window.agg_events, &mut panes)
+            .map_err(stops_the_run)?;
         self.counters.aggregate_time += called.elapsed();
         self.latency.aggregate.observe(called.elapsed());
         self.latency.window.observe(windowing.elapsed().saturating_sub(called.elapsed()).saturating_sub(transform_took));
         for r in rejected {
             let element = r.event as usize;
-            let payload = if needs_payload { self.agg_events.get(element).to_vec() } else { Vec::new() };
-            let source = self.element_sources.get(element).map(|&s| batch.provenance(s as usize)).unwrap_or_default();
+            let payload = if needs_payload { self.window.agg_events.get(element).to_vec() } else { Vec::new() };
+            let source = self.window.element_sources.get(element).map(|&s| batch.provenance(s as usize)).unwrap_or_default();
             self.dead.write((Stage::Aggregate, Reason::Refused), &r.reason, source, Some(&self.provenance.aggregate), &payload)?;
         }
         self.write_panes(panes)
@@ -671,10 +631,10 @@ impl Pipeline {
 
     /// Runs pending accumulator operations and writes the panes they fill.
     fn flush(&mut self) -> Result<()> {
-        if !self.engine.has_output() {
+        if !self.window.engine.has_output() {
             return Ok(());
         }
-        let (ops, mut panes) = self.engine.drain();
+        let (ops, mut panes) = self.window.engine.drain();
         // Only extracts and releases are pending here: no payloads needed.
         let mut none = EventBatch::default();
         let called = Instant::now();
@@ -795,75 +755,6 @@ fn event_time(how: &EventTime, field: Option<i64>, batch: &SourceBatch, i: usize
             };
             runnel_event::parse_event_time(runnel_event::Raw::from_json(&json), *format)
                 .map_err(|e| Refusal::new(Reason::BadTime, format!("event time attribute {name}: {e}")))
-        }
-    }
-}
-
-/// Hands one element to the window engine, dead-lettering it if it is late.
-#[allow(clippy::too_many_arguments)]
-fn admit(
-    engine: &mut WindowEngine,
-    agg_events: &mut EventBatch,
-    element_sources: &mut Vec<u32>,
-    watermark: &mut WatermarkEstimator,
-    dead: &mut DeadLetters,
-    counters: &mut Counters,
-    needs_payload: bool,
-    now: i64,
-    key: &str,
-    ts: i64,
-    payload: &[u8],
-    source: u32,
-    batch: &SourceBatch,
-    hold_until: &mut [i64],
-    hold_session: &mut [Option<(Box<str>, i64)>],
-    run_started: i64,
-) -> Result<()> {
-    // Checked before the watermark sees it: one event dated 2100 must not
-    // make every later event late, nor a time near i64::MAX overflow a window.
-    if let Err(refusal) = watermark.check_time(ts, now) {
-        let code = match refusal {
-            TimeRefusal::OutOfRange(_) => Reason::TimeOutOfRange,
-            TimeRefusal::Future { .. } => Reason::FutureTime,
-        };
-        return dead.write((Stage::Window, code), &refusal.to_string(), batch.provenance(source as usize), None, payload);
-    }
-    let element = element_sources.len() as u32;
-    element_sources.push(source);
-    if needs_payload {
-        agg_events.push(payload);
-    }
-    counters.elements += 1;
-    watermark.observe(ts, now);
-    if !batch.ack_tokens.is_empty() && batch.publish_times.get(source as usize).is_some_and(|&p| p < run_started) {
-        watermark.observe_earlier(now);
-    }
-    match engine.process(key, ts, element) {
-        Admission::Accepted => {
-            let s = source as usize;
-            let until = engine.retire_time(ts);
-            if until > hold_until[s] {
-                hold_until[s] = until;
-                if let Some(slot) = hold_session.get_mut(s) {
-                    *slot = Some((key.into(), ts));
-                }
-            }
-            Ok(())
-        }
-        Admission::Late => {
-            counters.late += 1;
-            let reason = format!("late: event time {ts} is behind the watermark {} by more than the allowed lateness", engine.watermark());
-            dead.write((Stage::Window, Reason::Late), &reason, batch.provenance(source as usize), None, payload)
-        }
-        Admission::Closed => {
-            counters.late += 1;
-            dead.write(
-                (Stage::Window, Reason::WindowClosed),
-                "window closed: its trigger has finished (Beam drops such elements)",
-                batch.provenance(source as usize),
-                None,
-                payload,
-            )
         }
     }
 }
