@@ -5,7 +5,9 @@
 //! event-time windows and triggers with Apache Beam's semantics, results out.
 //!
 //! ## Layout
-//! One module per stage of an event's way through the host:
+//! One module per stage of an event's way through the host. No module
+//! imports one that imports it back (`tests/tests/layout.rs` checks it):
+//! types several modules share live in a leaf module (`telemetry`).
 //!
 //! - [`config`]: the pipeline file (TOML), validated with actionable errors;
 //! - [`cloud`]: Google Cloud endpoints and credentials, or local emulators;
@@ -29,7 +31,9 @@
 //!   warning that names what to change;
 //! - [`ndjson`]: reading NDJSON files (dead letters, panes, goldens);
 //! - [`pipeline`]: wires the stages together, and swaps plugin versions
-//!   between batches;
+//!   between batches; `pipeline::windowing` is the windowing stage (event
+//!   time checked, the watermark told, elements admitted or dead-lettered,
+//!   each message's hold recorded for its acknowledgement);
 //! - [`status`]: what a running pipeline tells the outside (counters,
 //!   versions, reload history);
 //! - [`admin`]: the HTTP server beside a running pipeline (status, reloads,
