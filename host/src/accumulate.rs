@@ -8,7 +8,8 @@
 
 use anyhow::Result;
 
-use crate::window::{AccOp, Pane, Value};
+pub use crate::batch::EventBatch;
+use crate::window::{AccOp, Pane, Value, WindowEngine};
 
 /// An `Add` the aggregate refused, with its reason.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,36 +30,45 @@ pub trait Accumulators {
     fn apply(&mut self, ops: &[AccOp], events: &mut EventBatch, panes: &mut [Pane]) -> Result<Vec<RejectedAdd>>;
 }
 
-/// Events packed into one buffer, the layout the plugin contract uses.
-#[derive(Clone, Debug, Default)]
-pub struct EventBatch {
-    pub bytes: Vec<u8>,
-    pub ends: Vec<u32>,
+/// The window engine's pending work: the accumulator operations its
+/// elements and triggers produced, and the panes those operations fill.
+/// Every driver of the engine (a run, a replay, a grade, the room) carries
+/// it out the same way: take it, run it against an aggregate, write the panes.
+pub struct Pending {
+    ops: Vec<AccOp>,
+    panes: Vec<Pane>,
 }
 
-impl EventBatch {
-    pub fn push(&mut self, event: &[u8]) -> u32 {
-        self.bytes.extend_from_slice(event);
-        self.ends.push(self.bytes.len() as u32);
-        (self.ends.len() - 1) as u32
-    }
+/// Panes with their values, and the adds the aggregate refused.
+pub struct Fired {
+    pub panes: Vec<Pane>,
+    pub refused: Vec<RejectedAdd>,
+}
 
-    pub fn len(&self) -> usize {
-        self.ends.len()
+impl Pending {
+    /// Takes the engine's pending operations and fired panes.
+    pub fn take(engine: &mut WindowEngine) -> Self {
+        let (ops, panes) = engine.drain();
+        Self { ops, panes }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.ops.is_empty() && self.panes.is_empty()
     }
 
-    pub fn get(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.bytes[start..self.ends[i] as usize]
+    /// Runs the operations against `aggregate`; `events` are the elements
+    /// the adds index into (see [`Accumulators::needs_payload`]).
+    pub fn run(mut self, aggregate: &mut dyn Accumulators, events: &mut EventBatch) -> Result<Fired> {
+        let refused = aggregate.apply(&self.ops, events, &mut self.panes)?;
+        Ok(Fired { panes: self.panes, refused })
     }
 
-    pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.ends.clear();
+    /// The same, on a copy of the panes: several aggregates can be run on
+    /// one engine's operations and their panes compared.
+    pub fn run_copy(&self, aggregate: &mut dyn Accumulators, events: &mut EventBatch) -> Result<Fired> {
+        let mut panes = self.panes.clone();
+        let refused = aggregate.apply(&self.ops, events, &mut panes)?;
+        Ok(Fired { panes, refused })
     }
 }
 

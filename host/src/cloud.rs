@@ -38,6 +38,27 @@ pub struct Cloud {
     pub bigquery_emulator: Option<String>,
 }
 
+/// The endpoints, resolved the first time a part of a pipeline needs them
+/// and then shared (a pipeline without cloud parts never asks for a project).
+pub struct CloudOnce<'a> {
+    cfg: &'a CloudConfig,
+    cloud: Option<Cloud>,
+}
+
+impl<'a> CloudOnce<'a> {
+    pub fn new(cfg: &'a CloudConfig) -> Self {
+        Self { cfg, cloud: None }
+    }
+
+    pub fn get(&mut self) -> Result<&Cloud> {
+        let cloud = match self.cloud.take() {
+            Some(cloud) => cloud,
+            None => Cloud::resolve(self.cfg)?,
+        };
+        Ok(self.cloud.insert(cloud))
+    }
+}
+
 fn as_url(host: &str) -> String {
     if host.starts_with("http://") || host.starts_with("https://") {
         host.trim_end_matches('/').to_string()

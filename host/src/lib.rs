@@ -7,10 +7,12 @@
 //! ## Layout
 //! One module per stage of an event's way through the host. No module
 //! imports one that imports it back (`tests/tests/layout.rs` checks it):
-//! types several modules share live in a leaf module (`telemetry`).
+//! types several modules share live in leaf modules (`telemetry`, `batch`).
 //!
 //! - [`config`]: the pipeline file (TOML), validated with actionable errors;
 //! - [`cloud`]: Google Cloud endpoints and credentials, or local emulators;
+//! - [`batch`]: the event batch (events packed into one buffer), what
+//!   sources produce and plugins read;
 //! - [`source`]: where events come from (file, synthetic, Pub/Sub), with
 //!   provenance;
 //! - [`ack`]: when an input message may be acknowledged;
@@ -23,17 +25,21 @@
 //! - [`window`]: assigners, triggers, watermarks, the per-(key, window)
 //!   engine and its panes;
 //! - [`accumulate`]: running the engine's accumulator operations against an
-//!   aggregate (the WebAssembly one, or a native count);
+//!   aggregate (the WebAssembly one, or a native count): `Pending`, the one
+//!   engine driver that run, replay, grade and room share;
 //! - [`sink`]: stdout table, NDJSON, BigQuery, null;
 //! - [`deadletter`]: where bad records go, with a fixed reason code, the
 //!   detail and provenance;
 //! - [`late_share`]: the share of recent events dropped as late, and the
 //!   warning that names what to change;
 //! - [`ndjson`]: reading NDJSON files (dead letters, panes, goldens);
-//! - [`pipeline`]: wires the stages together, and swaps plugin versions
-//!   between batches; `pipeline::windowing` is the windowing stage (event
-//!   time checked, the watermark told, elements admitted or dead-lettered,
-//!   each message's hold recorded for its acknowledgement);
+//! - [`pipeline`]: the driver loop over stages that own their state:
+//!   `ingest` (source, size limit, acknowledgements), `transform` (plugin
+//!   versions, quarantine, native stand-in), `windowing` (event time
+//!   checked, the watermark told, elements admitted or dead-lettered, each
+//!   message's hold recorded), `aggregate` (WASM versions or native) and
+//!   `output` (sink, closed-window summary); it swaps plugin versions
+//!   between batches;
 //! - [`status`]: what a running pipeline tells the outside (counters,
 //!   versions, reload history);
 //! - [`admin`]: the HTTP server beside a running pipeline (status, reloads,
@@ -50,6 +56,7 @@
 pub mod accumulate;
 pub mod ack;
 pub mod admin;
+pub mod batch;
 pub mod bench;
 pub mod cloud;
 pub mod cmd;

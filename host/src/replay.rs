@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::path::Path;
 
-use crate::accumulate::{Accumulators, EventBatch};
+use crate::accumulate::{Accumulators, EventBatch, Pending};
 use crate::window::{EngineConfig, Pane, Trigger, TriggerSpec, WindowEngine, WindowFn, WindowSpec};
 use runnel_event::{FieldScanner, KeyAndTime, Pointer};
 
@@ -159,12 +159,11 @@ pub fn run(scenario: &Scenario, aggregate: &mut dyn Accumulators) -> Result<Vec<
             Step::Watermark(w) => engine.advance_watermark(*w),
             Step::ProcessingTime(p) => engine.advance_processing_time(*p),
         }
-        let (ops, mut panes) = engine.drain();
-        let rejected = aggregate.apply(&ops, &mut batch, &mut panes)?;
-        if let Some(r) = rejected.first() {
+        let fired = Pending::take(&mut engine).run(aggregate, &mut batch)?;
+        if let Some(r) = fired.refused.first() {
             bail!("step {}: the aggregate refused the element: {}", i + 2, r.reason);
         }
-        out.extend(panes);
+        out.extend(fired.panes);
     }
     Ok(out)
 }

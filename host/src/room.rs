@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-use crate::accumulate::{Accumulators, EventBatch};
+use crate::accumulate::{EventBatch, Pending};
 use crate::config::EventConfig;
 use crate::decode::Decoder;
 use crate::grade::Exercise;
@@ -254,21 +254,19 @@ impl Room {
     /// Runs the engine's pending operations on the reference and each slot,
     /// and compares the panes.
     fn apply_aggregates(&mut self, mut payloads: EventBatch) -> Result<()> {
-        let (ops, panes) = self.engine.drain();
-        if ops.is_empty() {
+        let pending = Pending::take(&mut self.engine);
+        if pending.is_empty() {
             return Ok(());
         }
         let Plugin::Aggregate(reference) = &mut self.reference else { unreachable!("kind checked") };
-        let mut expected = panes.clone();
-        reference.apply(&ops, &mut payloads, &mut expected).context("the reference solution failed")?;
+        let expected = pending.run_copy(reference, &mut payloads).context("the reference solution failed")?.panes;
         for slot in &mut self.slots {
             let Some(Plugin::Aggregate(plugin)) = &mut slot.plugin else { continue };
-            let mut actual = panes.clone();
             let called = Instant::now();
-            let result = plugin.apply(&ops, &mut payloads, &mut actual);
+            let result = pending.run_copy(plugin, &mut payloads);
             slot.stats.time += called.elapsed();
             match result {
-                Ok(_) => compare_panes(&mut slot.stats, &actual, &expected),
+                Ok(actual) => compare_panes(&mut slot.stats, &actual.panes, &expected),
                 Err(e) => quarantine(slot, format!("{e:#}")),
             }
         }

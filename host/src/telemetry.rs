@@ -58,6 +58,16 @@ impl Counters {
     }
 }
 
+/// What the stages of a run record into: one place, read by the status.
+#[derive(Clone, Debug, Default)]
+pub struct Telemetry {
+    pub counters: Counters,
+    pub latency: StageLatencies,
+    /// Rows the sink wrote, and rows it refused (dead letters).
+    pub sink_rows: u64,
+    pub sink_rejected: u64,
+}
+
 /// Bucket upper bounds, in seconds.
 pub const BUCKETS: [f64; 12] = [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0];
 

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::accumulate::{Accumulators, EventBatch};
+use crate::accumulate::{EventBatch, Fired, Pending};
 use crate::config::EventConfig;
 use crate::decode::Decoder;
 use crate::plugin::aggregate::{AggregateFailed, AggregatePlugin};
@@ -182,10 +182,8 @@ fn failed_by(case: &Case, err: &anyhow::Error) -> CaseResult {
 
 fn with_advice(reason: String, failure: Option<&Failure>) -> String {
     let advice = match failure {
-        // `todo!()`'s own panic message, as the guest left it.
-        Some(Failure::Panic { message: Some(m) }) if m.contains("not yet implemented") => {
-            "that is a todo!() still to fill in: see the TODO comment above it"
-        }
+        // Told by type only: the guest's own words (`todo!()` says "not yet
+        // implemented") are already in `reason`, and are not parsed.
         Some(Failure::Panic { .. }) => "a todo!() left in the template panics too: fill in every TODO snippet",
         Some(Failure::TimeBudget { .. } | Failure::Limit(SandboxLimit::Wait { .. })) => "look for a loop that never ends",
         _ => return reason,
@@ -336,17 +334,15 @@ fn grade_aggregate(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
         let element = payloads.push(event);
         engine.process(&key, ts, element);
     }
-    let (ops, mut panes) = engine.drain();
-    let refused = match plugin.apply(&ops, &mut payloads, &mut panes) {
-        Ok(r) => r,
+    let Fired { mut panes, refused } = match Pending::take(&mut engine).run(&mut plugin, &mut payloads) {
+        Ok(fired) => fired,
         Err(e) => return failed_by(case, &e),
     };
     engine.advance_watermark(i64::MAX);
-    let (ops, mut closing) = engine.drain();
-    if let Err(e) = plugin.apply(&ops, &mut EventBatch::default(), &mut closing) {
-        return failed_by(case, &e);
+    match Pending::take(&mut engine).run(&mut plugin, &mut EventBatch::default()) {
+        Ok(closing) => panes.extend(closing.panes),
+        Err(e) => return failed_by(case, &e),
     }
-    panes.extend(closing);
     let mut actual: Vec<Json> = panes
         .iter()
         .map(|p| {

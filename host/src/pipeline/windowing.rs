@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use crate::accumulate::EventBatch;
+use crate::batch::EventBatch;
 use crate::deadletter::{DeadLetters, Reason, Stage};
 use crate::source::SourceBatch;
 use crate::telemetry::Counters;

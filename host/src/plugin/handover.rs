@@ -14,6 +14,9 @@
 //!   dropped when its last window is released. Merging windows (sessions)
 //!   could merge an old window into a new one, so there such a swap is
 //!   refused; restart the pipeline to change a session aggregate's format.
+//!
+//! The rules are generic over [`Version`], what a hand-over needs of an
+//! aggregate, so they are tested here with a native count, without guests.
 
 use anyhow::Result;
 
@@ -21,17 +24,45 @@ use super::aggregate::AggregatePlugin;
 use crate::accumulate::{Accumulators, EventBatch, RejectedAdd};
 use crate::window::{AccOp, Pane};
 
+/// What a hand-over needs of an aggregate version.
+pub trait Version: Accumulators {
+    /// The tag of its accumulators' byte format.
+    fn state_format(&self) -> &str;
+    fn export_state(&mut self, slots: &[u32]) -> Result<Vec<Vec<u8>>>;
+    fn import_state(&mut self, slots: &[u32], states: Vec<Vec<u8>>) -> Result<()>;
+    /// `name@hash`, recorded in the panes it computes.
+    fn label(&self) -> String;
+}
+
+impl Version for AggregatePlugin {
+    fn state_format(&self) -> &str {
+        AggregatePlugin::state_format(self)
+    }
+
+    fn export_state(&mut self, slots: &[u32]) -> Result<Vec<Vec<u8>>> {
+        AggregatePlugin::export_state(self, slots)
+    }
+
+    fn import_state(&mut self, slots: &[u32], states: Vec<Vec<u8>>) -> Result<()> {
+        AggregatePlugin::import_state(self, slots, states)
+    }
+
+    fn label(&self) -> String {
+        self.source.label()
+    }
+}
+
 /// The running aggregate, and the version still finishing its windows.
-pub struct Aggregates {
-    current: AggregatePlugin,
-    retiring: Option<Retiring>,
+pub struct Aggregates<A: Version = AggregatePlugin> {
+    current: A,
+    retiring: Option<Retiring<A>>,
     /// Scratch: the operations routed to each version.
     old_ops: Vec<AccOp>,
     new_ops: Vec<AccOp>,
 }
 
-struct Retiring {
-    plugin: AggregatePlugin,
+struct Retiring<A> {
+    plugin: A,
     /// `name@hash`, recorded in the panes it computes.
     label: std::sync::Arc<str>,
     /// `owns[slot]`: the slot's accumulator lives in the old version.
@@ -40,7 +71,7 @@ struct Retiring {
     left: usize,
 }
 
-impl Retiring {
+impl<A> Retiring<A> {
     fn owns(&self, slot: u32) -> bool {
         self.owns.get(slot as usize).copied().unwrap_or(false)
     }
@@ -54,62 +85,53 @@ impl Retiring {
     }
 }
 
-impl Aggregates {
-    pub fn new(plugin: AggregatePlugin) -> Self {
+impl<A: Version> Aggregates<A> {
+    pub fn new(plugin: A) -> Self {
         Self { current: plugin, retiring: None, old_ops: Vec::new(), new_ops: Vec::new() }
     }
 
     /// The version new windows go to.
-    pub fn current(&self) -> &AggregatePlugin {
+    pub fn current(&self) -> &A {
         &self.current
     }
 
     /// The version finishing the windows opened before the last swap, if any.
-    pub fn retiring(&self) -> Option<(&AggregatePlugin, usize)> {
+    pub fn retiring(&self) -> Option<(&A, usize)> {
         self.retiring.as_ref().map(|r| (&r.plugin, r.left))
     }
 
-    /// Swaps in `new`; `live` are the slots of every open window. Returns
-    /// what happened (`Ok`) or why the swap was refused (`Err`, the old
-    /// version keeps running); either way, the version no longer needed
-    /// comes back for the caller to drop. An error of the outer `Result`
-    /// means the old version failed and its state is lost.
-    pub fn swap(
-        &mut self,
-        mut new: AggregatePlugin,
-        live: &[u32],
-        merging: bool,
-    ) -> Result<(Result<String, String>, Option<AggregatePlugin>)> {
+    /// Swaps in `new`; `live` are the slots of every open window. An error
+    /// means the running version failed to export its accumulators: its
+    /// state is lost.
+    pub fn swap(&mut self, mut new: A, live: &[u32], merging: bool) -> Result<Handover<A>> {
         if new.state_format() == self.current.state_format() {
             let states = self.current.export_state(live)?;
             if let Err(e) = new.import_state(live, states) {
                 let reason = format!("the new version could not take over the open windows' accumulators: {e:#}");
-                return Ok((Err(reason), Some(new)));
+                return Ok(Handover::Refused { reason, new });
             }
             let old = std::mem::replace(&mut self.current, new);
             let message = format!("{} open windows carried over (state format {:?})", live.len(), self.current.state_format());
-            return Ok((Ok(message), Some(old)));
+            return Ok(Handover::Swapped { message, retired: Some(old) });
         }
         if merging {
-            return Ok((
-                Err(format!(
-                    "its state format {:?} differs from the running version's {:?}, and merging windows \
+            let reason = format!(
+                "its state format {:?} differs from the running version's {:?}, and merging windows \
                  (sessions) cannot be finished by two versions side by side; give the new version \
                  the same state format, or restart the pipeline to switch",
-                    new.state_format(),
-                    self.current.state_format()
-                )),
-                Some(new),
-            ));
+                new.state_format(),
+                self.current.state_format()
+            );
+            return Ok(Handover::Refused { reason, new });
         }
         if let Some(r) = &self.retiring {
             let reason =
-                format!("an earlier version ({}) is still finishing {} windows; try again once they close", r.plugin.source.name, r.left);
-            return Ok((Err(reason), Some(new)));
+                format!("an earlier version ({}) is still finishing {} windows; try again once they close", r.plugin.label(), r.left);
+            return Ok(Handover::Refused { reason, new });
         }
         let old = std::mem::replace(&mut self.current, new);
         if live.is_empty() {
-            return Ok((Ok("no open windows to carry over".into()), Some(old)));
+            return Ok(Handover::Swapped { message: "no open windows to carry over".into(), retired: Some(old) });
         }
         let mut owns = vec![false; live.iter().max().map_or(0, |&m| m as usize + 1)];
         for &s in live {
@@ -121,13 +143,22 @@ impl Aggregates {
             self.current.state_format(),
             live.len()
         );
-        let label = old.source.label().into();
+        let label = old.label().into();
         self.retiring = Some(Retiring { plugin: old, label, owns, left: live.len() });
-        Ok((Ok(message), None))
+        Ok(Handover::Swapped { message, retired: None })
     }
 }
 
-impl Accumulators for Aggregates {
+/// What a swap of the aggregate did.
+pub enum Handover<A = AggregatePlugin> {
+    /// The new version runs; `retired` is a version no longer needed (none
+    /// while the old one finishes its windows).
+    Swapped { message: String, retired: Option<A> },
+    /// Refused: the running version stays, `new` comes back to be dropped.
+    Refused { reason: String, new: A },
+}
+
+impl<A: Version> Accumulators for Aggregates<A> {
     fn needs_payload(&self) -> bool {
         self.current.needs_payload() || self.retiring.as_ref().is_some_and(|r| r.plugin.needs_payload())
     }
@@ -164,9 +195,142 @@ impl Accumulators for Aggregates {
         }
         rejected.extend(self.current.apply(&self.new_ops, events, panes)?);
         if retiring.left == 0 {
-            tracing::info!(plugin = %retiring.plugin.source.name, "the old aggregate version finished its last window");
+            tracing::info!(plugin = %retiring.label, "the old aggregate version finished its last window");
             self.retiring = None;
         }
         Ok(rejected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A count per slot, with a state format of its choosing.
+    struct Count {
+        name: &'static str,
+        format: &'static str,
+        slots: HashMap<u32, u64>,
+        refuses_imports: bool,
+    }
+
+    fn count(name: &'static str, format: &'static str) -> Count {
+        Count { name, format, slots: HashMap::new(), refuses_imports: false }
+    }
+
+    impl Accumulators for Count {
+        fn needs_payload(&self) -> bool {
+            false
+        }
+
+        fn apply(&mut self, ops: &[AccOp], _events: &mut EventBatch, panes: &mut [Pane]) -> Result<Vec<RejectedAdd>> {
+            for op in ops {
+                match op {
+                    AccOp::Add { slot, .. } => *self.slots.entry(*slot).or_default() += 1,
+                    AccOp::Merge { target, sources } => {
+                        let total: u64 = sources.iter().filter_map(|s| self.slots.remove(s)).sum();
+                        *self.slots.entry(*target).or_default() += total;
+                    }
+                    AccOp::Extract { slot, pane } => {
+                        panes[*pane as usize].value = Some(crate::window::Value::Int(self.slots.get(slot).copied().unwrap_or(0) as i64))
+                    }
+                    AccOp::Release { slot } => {
+                        self.slots.remove(slot);
+                    }
+                }
+            }
+            Ok(Vec::new())
+        }
+    }
+
+    impl Version for Count {
+        fn state_format(&self) -> &str {
+            self.format
+        }
+
+        fn export_state(&mut self, slots: &[u32]) -> Result<Vec<Vec<u8>>> {
+            Ok(slots.iter().map(|s| self.slots.get(s).copied().unwrap_or(0).to_le_bytes().to_vec()).collect())
+        }
+
+        fn import_state(&mut self, slots: &[u32], states: Vec<Vec<u8>>) -> Result<()> {
+            anyhow::ensure!(!self.refuses_imports, "cannot read that state");
+            for (slot, bytes) in slots.iter().zip(states) {
+                self.slots.insert(*slot, u64::from_le_bytes(bytes.try_into().map_err(|_| anyhow::anyhow!("not 8 bytes"))?));
+            }
+            Ok(())
+        }
+
+        fn label(&self) -> String {
+            self.name.to_string()
+        }
+    }
+
+    fn add(slot: u32) -> AccOp {
+        AccOp::Add { slot, event: 0 }
+    }
+
+    /// Extracts each slot into a pane of its own; returns (value, computed_by).
+    fn extract(aggs: &mut Aggregates<Count>, slots: &[u32]) -> Vec<(i64, Option<String>)> {
+        let ops: Vec<AccOp> = slots.iter().enumerate().map(|(pane, &slot)| AccOp::Extract { slot, pane: pane as u32 }).collect();
+        let mut panes = vec![Pane::smoke(); slots.len()];
+        aggs.apply(&ops, &mut EventBatch::default(), &mut panes).unwrap();
+        panes
+            .iter()
+            .map(|p| match p.value {
+                Some(crate::window::Value::Int(v)) => (v, p.computed_by.as_deref().map(str::to_string)),
+                _ => panic!("no value"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn with_the_same_state_format_the_new_version_takes_over_every_open_window() {
+        let mut aggs = Aggregates::new(count("v1", "count"));
+        aggs.apply(&[add(0), add(0), add(1)], &mut EventBatch::default(), &mut []).unwrap();
+        let Handover::Swapped { retired, .. } = aggs.swap(count("v2", "count"), &[0, 1], false).unwrap() else { panic!("refused") };
+        assert_eq!(retired.map(|r| r.name), Some("v1"), "the old version is no longer needed");
+        aggs.apply(&[add(0)], &mut EventBatch::default(), &mut []).unwrap();
+        assert_eq!(extract(&mut aggs, &[0, 1]), vec![(3, None), (1, None)], "nothing lost, nothing counted twice");
+        assert_eq!(aggs.current().name, "v2");
+    }
+
+    #[test]
+    fn a_new_version_that_cannot_import_the_state_is_refused_and_the_old_one_keeps_it() {
+        let mut aggs = Aggregates::new(count("v1", "count"));
+        aggs.apply(&[add(0), add(0)], &mut EventBatch::default(), &mut []).unwrap();
+        let mut bad = count("v2", "count");
+        bad.refuses_imports = true;
+        let Handover::Refused { reason, new } = aggs.swap(bad, &[0], false).unwrap() else { panic!("swapped") };
+        assert_eq!(new.name, "v2", "the refused version comes back to be dropped");
+        assert!(reason.contains("cannot read that state"), "{reason}");
+        assert_eq!(extract(&mut aggs, &[0]), vec![(2, None)]);
+    }
+
+    #[test]
+    fn with_another_state_format_the_old_version_finishes_the_windows_open_at_the_swap() {
+        let mut aggs = Aggregates::new(count("v1", "count"));
+        aggs.apply(&[add(0), add(1)], &mut EventBatch::default(), &mut []).unwrap();
+        let Handover::Swapped { retired, .. } = aggs.swap(count("v2", "count-v2"), &[0, 1], false).unwrap() else { panic!() };
+        assert!(retired.is_none(), "the old version still has windows to finish");
+        // Slot 0 is still the old version's; slot 2 opens on the new one.
+        aggs.apply(&[add(0), add(2), add(2)], &mut EventBatch::default(), &mut []).unwrap();
+        assert_eq!(extract(&mut aggs, &[0, 2]), vec![(2, Some("v1".into())), (2, None)]);
+        assert_eq!(aggs.retiring().map(|(p, left)| (p.name, left)), Some(("v1", 2)));
+        // A third version must wait for the second to finish.
+        assert!(matches!(aggs.swap(count("v3", "count-v3"), &[0, 1, 2], false).unwrap(), Handover::Refused { .. }));
+        aggs.apply(&[AccOp::Release { slot: 0 }, AccOp::Release { slot: 1 }], &mut EventBatch::default(), &mut []).unwrap();
+        assert!(aggs.retiring().is_none(), "released with its last window");
+        // A released slot the engine reuses belongs to the new version.
+        aggs.apply(&[add(0)], &mut EventBatch::default(), &mut []).unwrap();
+        assert_eq!(extract(&mut aggs, &[0]), vec![(1, None)]);
+    }
+
+    #[test]
+    fn merging_windows_refuse_a_change_of_state_format() {
+        let mut aggs = Aggregates::new(count("v1", "count"));
+        let Handover::Refused { reason, .. } = aggs.swap(count("v2", "other"), &[0], true).unwrap() else { panic!("swapped") };
+        assert!(reason.contains("restart the pipeline"), "{reason}");
+        assert_eq!(aggs.current().name, "v1");
     }
 }

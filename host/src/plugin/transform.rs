@@ -14,7 +14,7 @@ use super::bindings::transform::{Transform, TransformPre};
 use super::contract::{load, Kind, Report};
 use super::runtime::{Failure, PluginRuntime, PluginState};
 use super::PluginSource;
-use crate::accumulate::EventBatch;
+use crate::batch::EventBatch;
 use crate::deadletter::Reason;
 use runnel_event::TimeFormat;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{now_us, Origin, Source, SourceBatch};
-use crate::accumulate::EventBatch;
+use crate::batch::EventBatch;
 
 pub struct FileSource {
     reader: Box<dyn BufRead + Send>,

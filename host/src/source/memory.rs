@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::{now_us, Origin, Source, SourceBatch};
-use crate::accumulate::EventBatch;
+use crate::batch::EventBatch;
 
 pub struct MemorySource {
     events: std::vec::IntoIter<(String, Vec<u8>)>,

@@ -18,7 +18,7 @@ pub mod synthetic;
 use anyhow::Result;
 use std::sync::Arc;
 
-use crate::accumulate::EventBatch;
+use crate::batch::EventBatch;
 
 /// Where the events of a batch came from.
 #[derive(Clone, Debug)]

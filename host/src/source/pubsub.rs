@@ -25,7 +25,7 @@ use google_cloud_pubsub::subscriber::{ShutdownBehavior, ShutdownToken};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::{now_us, Origin, Source, SourceBatch};
-use crate::accumulate::EventBatch;
+use crate::batch::EventBatch;
 use crate::cloud::Cloud;
 
 /// How long one `next_batch` waits for a first message before returning an
@@ -62,7 +62,8 @@ pub struct PubsubSource {
     /// Messages the stream's task has received, in order. Unbounded because
     /// the client's flow control already bounds how many are outstanding.
     deliveries: UnboundedReceiver<Delivery>,
-    shutdown: ShutdownToken,
+    /// Taken by the first hand-back (a stop, or the drop after it).
+    shutdown: Option<ShutdownToken>,
     handlers: HashMap<u64, Handler>,
     next_token: u64,
     options: PubsubOptions,
@@ -106,7 +107,7 @@ impl PubsubSource {
         Ok(Self {
             rt,
             deliveries,
-            shutdown,
+            shutdown: Some(shutdown),
             handlers: HashMap::new(),
             next_token: 0,
             name: format!("pubsub:{}", options.subscription).into(),
@@ -214,6 +215,7 @@ const NACK_FLUSH: Duration = Duration::from_millis(300);
 
 impl PubsubSource {
     fn hand_back(&mut self) -> usize {
+        let Some(token) = self.shutdown.take() else { return 0 };
         let mut n = self.handlers.len();
         for (_, h) in self.handlers.drain() {
             h.nack();
@@ -230,7 +232,6 @@ impl PubsubSource {
         // stream's messages once the stream has closed, and they would come
         // back only when their lease ran out. Then close, waiting (bounded)
         // for whatever is still pending, so an exit right after loses none.
-        let token = self.shutdown.clone();
         let _ = self.rt.block_on(async {
             if n > 0 {
                 tokio::time::sleep(NACK_FLUSH).await;

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use super::{now_us, Origin, Source, SourceBatch};
-use crate::accumulate::EventBatch;
+use crate::batch::EventBatch;
 
 /// The bundled Flood It events (50,000, gzip-compressed NDJSON).
 pub const FLOOD_IT_GZ: &[u8] = include_bytes!("../../../examples/data/floodit-events.ndjson.gz");

@@ -1,0 +1,159 @@
+//! The ingest stage: the source built from `[source]`, the size limit every
+//! event passes before a plugin sees it, and the acknowledgements (each
+//! message held until the windows it went into are written).
+
+use anyhow::Result;
+use std::time::Duration;
+
+use crate::ack::AckTracker;
+use crate::batch::EventBatch;
+use crate::cloud::CloudOnce;
+use crate::config::{PipelineConfig, SourceConfig};
+use crate::deadletter::{DeadLetters, Reason, Stage};
+use crate::source::pubsub::{PubsubOptions, PubsubSource};
+use crate::source::{file::FileSource, synthetic::SyntheticSource, Source, SourceBatch};
+
+use super::windowing::WindowStage;
+use crate::window::WindowEngine;
+
+pub(super) struct Ingest {
+    pub source: Box<dyn Source>,
+    batch_size: usize,
+    max_bytes: usize,
+    acks: AckTracker,
+}
+
+impl Ingest {
+    /// The configured source, or `given` in its place.
+    pub fn open(cfg: &PipelineConfig, given: Option<Box<dyn Source>>, cloud: &mut CloudOnce) -> Result<Self> {
+        let source = match given {
+            Some(s) => s,
+            None => build(cfg, cloud)?,
+        };
+        Ok(Self { source, batch_size: cfg.pipeline.batch_size, max_bytes: cfg.event.max_bytes, acks: AckTracker::default() })
+    }
+
+    /// The next batch; `None` when a bounded source ends.
+    pub fn next(&mut self) -> Result<Option<SourceBatch>> {
+        self.source.next_batch(self.batch_size)
+    }
+
+    /// Sends events over `[event] max_bytes` to the dead letters, so no
+    /// plugin sees them. Returns, for each event left in the batch, its
+    /// index in the batch as read (what provenance and acks refer to).
+    pub fn screen(&self, batch: &mut SourceBatch, dead: &mut DeadLetters) -> Result<Vec<u32>> {
+        let n = batch.events.len();
+        if (0..n).all(|i| batch.events.get(i).len() <= self.max_bytes) {
+            return Ok((0..n as u32).collect());
+        }
+        let mut kept = Vec::with_capacity(n);
+        let mut smaller = EventBatch::default();
+        for i in 0..n {
+            let event = batch.events.get(i);
+            if event.len() > self.max_bytes {
+                let reason = format!("oversized: {} bytes, the limit is {} ([event] max_bytes)", event.len(), self.max_bytes);
+                dead.write((Stage::Decode, Reason::Oversized), &reason, batch.provenance(i), None, event)?;
+            } else {
+                smaller.push(event);
+                kept.push(i as u32);
+            }
+        }
+        batch.events = smaller;
+        Ok(kept)
+    }
+
+    /// Why a transform output of `len` bytes is refused, if it is.
+    pub fn oversized_output(&self, len: usize) -> Option<String> {
+        (len > self.max_bytes)
+            .then(|| format!("oversized output: the transform emitted {len} bytes, the limit is {} ([event] max_bytes)", self.max_bytes))
+    }
+
+    /// Holds this batch's messages until their windows retire (what the
+    /// windowing stage noted while admitting its elements).
+    pub fn hold(&mut self, batch: &SourceBatch, window: &mut WindowStage) {
+        for (i, &token) in batch.ack_tokens.iter().enumerate() {
+            let session = window.hold_session.get_mut(i).and_then(Option::take);
+            self.acks.hold(token, window.hold_until.get(i).copied().unwrap_or(i64::MIN), session);
+        }
+    }
+
+    /// Acknowledges every held message whose results are written, given
+    /// the watermark. Call only once the panes and dead letters it fired
+    /// are durable.
+    pub fn ack_written(&mut self, engine: &WindowEngine) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let done = self.acks.release(engine);
+        if !done.is_empty() {
+            self.source.ack(&done);
+        }
+    }
+}
+
+/// A source from `[source]`.
+fn build(cfg: &PipelineConfig, cloud: &mut CloudOnce) -> Result<Box<dyn Source>> {
+    Ok(match &cfg.source {
+        SourceConfig::File { path } => Box::new(FileSource::open(&cfg.resolve(path))?),
+        SourceConfig::Synthetic { rate, events } => Box::new(SyntheticSource::new(*rate, *events)),
+        SourceConfig::Pubsub {
+            subscription, max_outstanding_messages, max_outstanding_mib, stop_when_idle_s, lease_extension_s, ..
+        } => Box::new(PubsubSource::connect(
+            cloud.get()?,
+            PubsubOptions {
+                subscription: subscription.clone(),
+                max_outstanding_messages: *max_outstanding_messages,
+                max_outstanding_bytes: max_outstanding_mib << 20,
+                stop_when_idle: stop_when_idle_s.map(Duration::from_secs_f64),
+                lease_extension: Duration::from_secs((*lease_extension_s).max(10)),
+                max_lease: lease_for(cfg),
+            },
+        )?),
+    })
+}
+
+/// How long the client library keeps a held message leased: twice the
+/// longest a message can be held (and at least its default of an hour), or
+/// without end when windows have no bound (sessions): a lease that ran out
+/// first would redeliver a message still held, and it would be counted twice.
+fn lease_for(cfg: &PipelineConfig) -> Duration {
+    const CLIENT_DEFAULT: Duration = Duration::from_secs(3600);
+    match cfg.max_hold() {
+        Some(hold) => (hold * 2).max(CLIENT_DEFAULT),
+        None => Duration::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ack::AckTracker;
+    use crate::window::trigger::{Trigger, TriggerSpec};
+    use crate::window::{EngineConfig, WindowEngine, WindowFn};
+
+    fn engine() -> WindowEngine {
+        WindowEngine::new(EngineConfig {
+            window_fn: WindowFn::Fixed { size: 60 },
+            trigger: Trigger::compile(&TriggerSpec::Default).expect("the default trigger"),
+            accumulating: false,
+            allowed_lateness: 0,
+        })
+    }
+
+    #[test]
+    fn a_message_is_acknowledged_once_the_watermark_passes_its_windows() {
+        let mut engine = engine();
+        let mut acks = AckTracker::default();
+        acks.hold(1, 59, None);
+        acks.hold(2, 119, None);
+        acks.hold(3, i64::MIN, None); // filtered: nothing to wait for
+        assert_eq!(acks.release(&engine), vec![3], "only what produced no element is free at once");
+        engine.advance_watermark(59);
+        assert_eq!(acks.release(&engine), vec![1]);
+        assert_eq!(acks.len(), 1);
+        engine.advance_watermark(118);
+        assert!(acks.release(&engine).is_empty(), "one microsecond before its window retires, it is still held");
+        engine.advance_watermark(i64::MAX);
+        assert_eq!(acks.release(&engine), vec![2]);
+        assert!(acks.is_empty());
+    }
+}
