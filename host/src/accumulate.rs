@@ -79,7 +79,8 @@ pub struct NativeCount {
 }
 
 impl NativeCount {
-    fn slot(&mut self, slot: u32) -> &mut u64 {
+    /// The count in `slot` (a slot's accumulator, for export and import).
+    pub fn slot(&mut self, slot: u32) -> &mut u64 {
         let i = slot as usize;
         if i >= self.counts.len() {
             self.counts.resize(i + 1, 0);

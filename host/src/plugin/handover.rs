@@ -205,18 +205,18 @@ impl<A: Version> Accumulators for Aggregates<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::accumulate::NativeCount;
 
     /// A count per slot, with a state format of its choosing.
     struct Count {
         name: &'static str,
         format: &'static str,
-        slots: HashMap<u32, u64>,
+        count: NativeCount,
         refuses_imports: bool,
     }
 
     fn count(name: &'static str, format: &'static str) -> Count {
-        Count { name, format, slots: HashMap::new(), refuses_imports: false }
+        Count { name, format, count: NativeCount::default(), refuses_imports: false }
     }
 
     impl Accumulators for Count {
@@ -224,23 +224,8 @@ mod tests {
             false
         }
 
-        fn apply(&mut self, ops: &[AccOp], _events: &mut EventBatch, panes: &mut [Pane]) -> Result<Vec<RejectedAdd>> {
-            for op in ops {
-                match op {
-                    AccOp::Add { slot, .. } => *self.slots.entry(*slot).or_default() += 1,
-                    AccOp::Merge { target, sources } => {
-                        let total: u64 = sources.iter().filter_map(|s| self.slots.remove(s)).sum();
-                        *self.slots.entry(*target).or_default() += total;
-                    }
-                    AccOp::Extract { slot, pane } => {
-                        panes[*pane as usize].value = Some(crate::window::Value::Int(self.slots.get(slot).copied().unwrap_or(0) as i64))
-                    }
-                    AccOp::Release { slot } => {
-                        self.slots.remove(slot);
-                    }
-                }
-            }
-            Ok(Vec::new())
+        fn apply(&mut self, ops: &[AccOp], events: &mut EventBatch, panes: &mut [Pane]) -> Result<Vec<RejectedAdd>> {
+            self.count.apply(ops, events, panes)
         }
     }
 
@@ -250,13 +235,13 @@ mod tests {
         }
 
         fn export_state(&mut self, slots: &[u32]) -> Result<Vec<Vec<u8>>> {
-            Ok(slots.iter().map(|s| self.slots.get(s).copied().unwrap_or(0).to_le_bytes().to_vec()).collect())
+            Ok(slots.iter().map(|&s| self.count.slot(s).to_le_bytes().to_vec()).collect())
         }
 
         fn import_state(&mut self, slots: &[u32], states: Vec<Vec<u8>>) -> Result<()> {
             anyhow::ensure!(!self.refuses_imports, "cannot read that state");
             for (slot, bytes) in slots.iter().zip(states) {
-                self.slots.insert(*slot, u64::from_le_bytes(bytes.try_into().map_err(|_| anyhow::anyhow!("not 8 bytes"))?));
+                *self.count.slot(*slot) = u64::from_le_bytes(bytes.try_into().map_err(|_| anyhow::anyhow!("not 8 bytes"))?);
             }
             Ok(())
         }
