@@ -23,10 +23,10 @@ fi
 
 # One style and no lint warnings (rustfmt.toml; clippy's defaults).
 cargo fmt --all --check || { echo "run \`cargo fmt --all\` and commit the result" >&2; exit 1; }
-cargo clippy --locked -p runnel -p runnel-tests -p runnel-event --all-targets -- -D warnings
+cargo clippy --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit --all-targets -- -D warnings
 
 # Build first, so the emulators do not idle through a long compile.
-cargo test --locked -p runnel -p runnel-tests -p runnel-event --no-run
+cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit --no-run
 
 trap 'scripts/emulators.sh stop' EXIT
 eval "$(scripts/emulators.sh start)"
@@ -34,7 +34,7 @@ eval "$(scripts/emulators.sh start)"
 # Unit, integration and end-to-end tests of the host and the event format,
 # the plugins (as WebAssembly, built by host/build.rs), the Beam conformance
 # replays, and the workshop path against the emulators.
-cargo test --locked -p runnel -p runnel-tests -p runnel-event "$@"
+cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit "$@"
 
 # The benchmarks in smoke mode (small sizes, targets not judged), so every
 # case keeps working; `scripts/bench.sh` runs them in full (BENCHMARKS.md).

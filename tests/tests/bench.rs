@@ -62,6 +62,8 @@ fn looped_input_repeats_the_windows_of_one_pass() {
     let expected: std::collections::BTreeSet<i64> = first.iter().flat_map(|s| [*s, s + shift]).collect();
     assert_eq!(both, expected);
     assert_eq!(windows(&twice, dir.path(), true).unwrap(), b, "native and WASM windows differ");
+    // The limit (one plain loop) does the same work: the same windows.
+    assert_eq!(runnel_limit::count_file(&twice).unwrap().rows, b, "the limit's windows differ from runnel's");
 }
 
 /// A smoke run measures every case and its report says so, judging nothing.
@@ -77,11 +79,12 @@ fn smoke_run_reports_every_case() {
         work: dir.path().to_path_buf(),
     };
     let results: Results = runnel::bench::run(&opts, &mut |_| {}).unwrap();
-    assert!(results.wasm_rate() > 0.0 && results.native_rate() > 0.0);
+    assert!(results.wasm_rate() > 0.0 && results.native_rate() > 0.0 && results.limit_rate() > 0.0);
     assert_eq!(results.calls.iter().map(|c| c.batch).collect::<Vec<_>>(), [1, 16, 256, 4096]);
     let md = report::markdown(&results, "plot.svg");
     assert!(md.contains("| WASM plugins (the product) |"), "{md}");
+    assert!(md.contains("| the limit: one plain Rust loop"), "{md}");
     assert!(md.contains("| 4096 |"), "{md}");
     assert!(report::summary(&results).iter().all(|l| !l.contains("MISSED") && !l.contains(": met")));
-    assert!(report::svg(&results).matches("<rect").count() == 2);
+    assert_eq!(report::svg(&results).matches("<rect").count(), 3, "WASM, native twins, the limit");
 }

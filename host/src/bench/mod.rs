@@ -5,7 +5,9 @@
 //! - [`input`]: the bundled events looped to millions, shifted in time;
 //! - end to end: file → add-weekday (WASM) → fixed 60 s windows per user →
 //!   count-events (WASM) → null sink, on this thread, against
-//!   [`native`] twins of both plugins in the same pipeline;
+//!   [`native`] twins of both plugins in the same pipeline, and against the
+//!   limit of the design (`runnel-limit`: the same work as one plain Rust
+//!   loop, its windows checked equal to runnel's);
 //! - [`calls`]: plugin call cost by batch size;
 //! - [`peers`]: Beam and Flink on the same file, with their windows checked;
 //! - [`report`]: the markdown tables, one-line summaries and an SVG plot.
@@ -53,6 +55,8 @@ pub struct Results {
     /// events/s of each round.
     pub wasm: Vec<f64>,
     pub native: Vec<f64>,
+    /// The plain program's events/s in each round (see `runnel_limit`).
+    pub limit: Vec<f64>,
     pub calls: Vec<calls::CallCost>,
     /// runnel (WASM) on the peers' input, and each peer there.
     pub runnel_on_peer_input: Option<f64>,
@@ -76,6 +80,9 @@ impl Results {
     }
     pub fn native_rate(&self) -> f64 {
         median(&self.native)
+    }
+    pub fn limit_rate(&self) -> f64 {
+        median(&self.limit)
     }
 }
 
@@ -136,6 +143,22 @@ pub fn windows(input: &Path, work: &Path, native: bool) -> Result<Vec<String>> {
     Ok(rows)
 }
 
+/// The limit must do the same work as runnel, or comparing them means
+/// nothing: its windows must be runnel's, with the WASM plugins.
+fn same_windows_as_the_limit(input: &Path, work: &Path) -> Result<()> {
+    let runnel = windows(input, work, false)?;
+    let limit = runnel_limit::count_file(input)?.rows;
+    ensure!(
+        runnel == limit,
+        "the limit's windows differ from runnel's on {}: {} against {} rows, first difference {:?}",
+        input.display(),
+        limit.len(),
+        runnel.len(),
+        runnel.iter().zip(&limit).find(|(a, b)| a != b)
+    );
+    Ok(())
+}
+
 pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Results> {
     let lines = input::bundled_lines()?;
     let events = opts.events.unwrap_or(if opts.smoke { 20_000 } else { 2_000_000 });
@@ -143,9 +166,10 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
     let data = opts.work.join("data");
     progress(&format!("writing the input: {events} events (kept in {})", data.display()));
     let big = input::looped(&data, &lines, events)?;
-    let (mut wasm, mut native) = (Vec::new(), Vec::new());
+    let (mut wasm, mut native, mut limit) = (Vec::new(), Vec::new(), Vec::new());
     // The same plugin runtime cache as a run's; a first round warms it.
     run_pipeline(&input::looped(&data, &lines, 2_000)?, &opts.work, false, None)?;
+    same_windows_as_the_limit(&input::looped(&data, &lines, events.min(lines.len()))?, &opts.work)?;
     for round in 1..=rounds {
         let w = run_pipeline(&big, &opts.work, false, None)?;
         progress(&format!("round {round}/{rounds}: WASM {:.0} events/s", w.events_per_second()));
@@ -153,12 +177,24 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
         let n = run_pipeline(&big, &opts.work, true, None)?;
         progress(&format!("round {round}/{rounds}: native {:.0} events/s", n.events_per_second()));
         native.push(n.events_per_second());
+        let l = runnel_limit::count_file(&big)?;
+        progress(&format!("round {round}/{rounds}: the limit {:.0} events/s", l.events_per_second()));
+        limit.push(l.events_per_second());
     }
     progress("plugin call cost by batch size");
     let runtime = crate::plugin::runtime::PluginRuntime::new(Default::default())?;
     let calls = calls::measure(&runtime, &lines, if opts.smoke { 20_000 } else { 200_000 })?;
-    let mut results =
-        Results { smoke: opts.smoke, events, wasm, native, calls, runnel_on_peer_input: None, peers: Vec::new(), peer_errors: Vec::new() };
+    let mut results = Results {
+        smoke: opts.smoke,
+        events,
+        wasm,
+        native,
+        limit,
+        calls,
+        runnel_on_peer_input: None,
+        peers: Vec::new(),
+        peer_errors: Vec::new(),
+    };
     if opts.peers {
         let peers = peers::Peers::in_repo(&opts.repo);
         let (small_n, large_n) = if opts.smoke { (2_000, 8_000) } else { (lines.len(), 8 * lines.len()) };
