@@ -52,10 +52,6 @@ impl Pending {
         Self { ops, panes }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.panes.is_empty()
-    }
-
     /// Runs the operations against `aggregate`; `events` are the elements
     /// the adds index into (see [`Accumulators::needs_payload`]).
     pub fn run(mut self, aggregate: &mut dyn Accumulators, events: &mut EventBatch) -> Result<Fired> {

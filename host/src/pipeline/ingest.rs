@@ -123,37 +123,3 @@ fn lease_for(cfg: &PipelineConfig) -> Duration {
         None => Duration::MAX,
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::ack::AckTracker;
-    use crate::window::trigger::{Trigger, TriggerSpec};
-    use crate::window::{EngineConfig, WindowEngine, WindowFn};
-
-    fn engine() -> WindowEngine {
-        WindowEngine::new(EngineConfig {
-            window_fn: WindowFn::Fixed { size: 60 },
-            trigger: Trigger::compile(&TriggerSpec::Default).expect("the default trigger"),
-            accumulating: false,
-            allowed_lateness: 0,
-        })
-    }
-
-    #[test]
-    fn a_message_is_acknowledged_once_the_watermark_passes_its_windows() {
-        let mut engine = engine();
-        let mut acks = AckTracker::default();
-        acks.hold(1, 59, None);
-        acks.hold(2, 119, None);
-        acks.hold(3, i64::MIN, None); // filtered: nothing to wait for
-        assert_eq!(acks.release(&engine), vec![3], "only what produced no element is free at once");
-        engine.advance_watermark(59);
-        assert_eq!(acks.release(&engine), vec![1]);
-        assert_eq!(acks.len(), 1);
-        engine.advance_watermark(118);
-        assert!(acks.release(&engine).is_empty(), "one microsecond before its window retires, it is still held");
-        engine.advance_watermark(i64::MAX);
-        assert_eq!(acks.release(&engine), vec![2]);
-        assert!(acks.is_empty());
-    }
-}

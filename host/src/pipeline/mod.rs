@@ -15,8 +15,8 @@
 //! resulting element is windowed and triggered one by one (Beam's rules);
 //! the accumulator operations that produces run against the aggregate in as
 //! few calls as possible; then the watermark advances, and fired panes go to
-//! the sink. Dead letters are fsynced before panes are written, and both
-//! before any message is acknowledged.
+//! the sink. Panes are written and dead letters fsynced before any message
+//! they cover is acknowledged.
 
 use anyhow::{Context, Result};
 use std::borrow::Cow;
@@ -89,7 +89,7 @@ pub struct Overrides {
     pub source: Option<Box<dyn Source>>,
     pub sink: Option<Box<dyn Sink>>,
     /// Plugins written in plain Rust, run in place of the configured WASM
-    /// ones (the benchmark's native baseline: the limit of the design).
+    /// ones (the benchmark's native twins, beside `runnel-limit`).
     pub native: Option<NativePlugins>,
 }
 

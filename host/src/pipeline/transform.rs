@@ -149,9 +149,10 @@ impl TransformStage {
             return None;
         }
         let after = self.versions.after;
-        let bad = self.label().unwrap_or_default();
-        let (message, retired) = match self.versions.record(failed)? {
+        // Labels are only made once a version is quarantined, not per batch.
+        let (bad, message, retired) = match self.versions.record(failed)? {
             Quarantine::Suspended => (
+                self.label().unwrap_or_default(),
                 format!(
                     "it failed {after} batches in a row and there is no earlier version to go back to: it is not called \
                      until a new version is loaded (runnel reload, an upload, or a changed plugin file); until then \
@@ -160,7 +161,8 @@ impl TransformStage {
                 None,
             ),
             Quarantine::Restored { bad } => {
-                (format!("it failed {after} batches in a row; {} is running again", self.label().unwrap_or_default()), Some(bad))
+                let message = format!("it failed {after} batches in a row; {} is running again", self.label().unwrap_or_default());
+                (bad.source.label(), message, Some(bad))
             }
         };
         let outcome = ReloadOutcome { kind: Kind::Transform.world(), plugin: bad, outcome: Outcome::Quarantined, message, load_ms: 0.0 };
