@@ -1,75 +1,117 @@
-//! Decode: the host's own reading of an event's key and event time, in one
-//! borrowed pass ([`runnel_event::FieldScanner`]). Used when no transform
-//! runs, or when a transform returned an event without them. With a
-//! transform, the guest SDK reads them in its own pass instead, so no event
-//! is parsed twice.
+//! Decode: the host's own reading of an event, in one borrowed native pass
+//! ([`runnel_event::FieldScanner`]): its key, its event time, and the
+//! top-level fields a transform declared ([`Reader`]). With a transform,
+//! that pass is the only one: the guest gets the declared fields' values
+//! and the host keeps the key and time for the outputs (contract 0.2).
 
 use std::borrow::Cow;
 
 use crate::config::EventTime;
 use crate::deadletter::{Reason, Refusal};
 use crate::plugin::transform::FieldsSpec;
-use runnel_event::{key_text, parse_event_time, FieldScanner, Pointer, TimeFormat};
+use runnel_event::{key_text, parse_event_time, FieldScanner, Pointer, Raw, Scanned, TimeFormat};
 
-/// Reads keys and event times from events.
-pub struct Decoder {
+/// Reads an event's key, its event time (when it comes from a field) and
+/// any other top-level fields, in one pass.
+#[derive(Clone, Debug)]
+pub struct Reader {
     scanner: FieldScanner,
-    key: (Pointer, usize),
+    key: Option<(Pointer, usize)>,
+    time: Option<(Pointer, usize, TimeFormat)>,
+}
+
+impl Reader {
+    pub fn new(key: Option<Pointer>, time: Option<(Pointer, TimeFormat)>) -> Self {
+        let mut scanner = FieldScanner::default();
+        let key = key.map(|p| {
+            let i = scanner.index_of(p.top());
+            (p, i)
+        });
+        let time = time.map(|(p, f)| {
+            let i = scanner.index_of(p.top());
+            (p, i, f)
+        });
+        Self { scanner, key, time }
+    }
+
+    /// A reader for where a [`FieldsSpec`] says the key and time are.
+    pub fn from_spec(spec: &FieldsSpec) -> Result<Self, String> {
+        let key = spec.key_pointer.as_deref().map(Pointer::parse).transpose()?;
+        let time = spec.time_pointer.as_deref().map(Pointer::parse).transpose()?.map(|p| (p, spec.time_format));
+        Ok(Self::new(key, time))
+    }
+
+    /// Also reads `names`; returns their indexes in a scan's values.
+    pub fn also(&mut self, names: &[String]) -> Vec<usize> {
+        names.iter().map(|n| self.scanner.index_of(n)).collect()
+    }
+
+    /// The `index`-th name it reads.
+    pub fn name(&self, index: usize) -> &str {
+        &self.scanner.names()[index]
+    }
+
+    /// Scans one event (validating all of it).
+    pub fn scan<'a>(&self, event: &'a [u8]) -> Result<Scanned<'a>, Refusal> {
+        self.scanner.scan(event).map_err(|e| Refusal::new(Reason::Malformed, e.to_string()))
+    }
+
+    /// The key from a scan; `None` when no key is configured.
+    pub fn key<'a>(&self, scanned: &Scanned<'a>) -> Result<Option<Cow<'a, str>>, Refusal> {
+        let Some((pointer, index)) = &self.key else { return Ok(None) };
+        let raw = resolve(pointer, *index, scanned)?
+            .ok_or_else(|| Refusal::new(Reason::MissingKey, format!("missing key field {}", pointer.as_str())))?;
+        key_text(raw).map(Some).map_err(|e| Refusal::new(Reason::BadKey, e))
+    }
+
+    /// The event time from a scan; `None` when it does not come from a field.
+    pub fn time(&self, scanned: &Scanned<'_>) -> Result<Option<i64>, Refusal> {
+        let Some((pointer, index, format)) = &self.time else { return Ok(None) };
+        let raw = resolve(pointer, *index, scanned)?
+            .ok_or_else(|| Refusal::new(Reason::MissingTime, format!("missing event time field {}", pointer.as_str())))?;
+        parse_event_time(raw, *format).map(Some).map_err(|e| Refusal::new(Reason::BadTime, e))
+    }
+}
+
+fn resolve<'a>(pointer: &Pointer, index: usize, scanned: &Scanned<'a>) -> Result<Option<Raw<'a>>, Refusal> {
+    let malformed = |e: String| Refusal::new(Reason::Malformed, e);
+    scanned.get(index).map(|top| pointer.descend(top)).transpose().map_err(malformed).map(Option::flatten)
+}
+
+/// Reads keys and event times from events, as the pipeline file says.
+pub struct Decoder {
+    reader: Reader,
+    key: Pointer,
     time: EventTime,
-    time_index: Option<usize>,
 }
 
 impl Decoder {
     pub fn new(key: Pointer, time: EventTime) -> Self {
-        let mut scanner = FieldScanner::default();
-        let key_index = scanner.index_of(key.top());
-        let time_index = match &time {
-            EventTime::Field(p, _) => Some(scanner.index_of(p.top())),
+        let field = match &time {
+            EventTime::Field(p, f) => Some((p.clone(), *f)),
             _ => None,
         };
-        Self { scanner, key: (key, key_index), time, time_index }
+        Self { reader: Reader::new(Some(key.clone()), field), key, time }
     }
 
     pub fn event_time(&self) -> &EventTime {
         &self.time
     }
 
-    /// What the guest SDK should read for us.
+    /// Where a transform's host-side pass finds the key and time.
     pub fn fields_spec(&self) -> FieldsSpec {
         let (time_pointer, time_format) = match &self.time {
             EventTime::Field(p, f) => (Some(p.as_str().to_string()), *f),
             _ => (None, TimeFormat::Micros),
         };
-        FieldsSpec { key_pointer: Some(self.key.0.as_str().to_string()), time_pointer, time_format }
+        FieldsSpec { key_pointer: Some(self.key.as_str().to_string()), time_pointer, time_format }
     }
 
     /// The key, and the event time when it comes from a field.
     pub fn decode<'a>(&self, event: &'a [u8]) -> Result<(Cow<'a, str>, Option<i64>), Refusal> {
-        let malformed = |e: String| Refusal::new(Reason::Malformed, e);
-        let scanned = self.scanner.scan(event).map_err(|e| malformed(e.to_string()))?;
-        let (pointer, index) = &self.key;
-        let raw = scanned
-            .get(*index)
-            .map(|top| pointer.descend(top))
-            .transpose()
-            .map_err(malformed)?
-            .flatten()
-            .ok_or_else(|| Refusal::new(Reason::MissingKey, format!("missing key field {}", pointer.as_str())))?;
-        let key = key_text(raw).map_err(|e| Refusal::new(Reason::BadKey, e))?;
-        let time = match (&self.time, self.time_index) {
-            (EventTime::Field(p, format), Some(i)) => {
-                let raw = scanned
-                    .get(i)
-                    .map(|top| p.descend(top))
-                    .transpose()
-                    .map_err(malformed)?
-                    .flatten()
-                    .ok_or_else(|| Refusal::new(Reason::MissingTime, format!("missing event time field {}", p.as_str())))?;
-                Some(parse_event_time(raw, *format).map_err(|e| Refusal::new(Reason::BadTime, e))?)
-            }
-            _ => None,
-        };
-        Ok((key, time))
+        let scanned = self.reader.scan(event)?;
+        let key = self.reader.key(&scanned)?.expect("a decoder always has a key");
+        Ok((key, self.reader.time(&scanned)?))
     }
 }
 

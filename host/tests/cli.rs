@@ -37,7 +37,7 @@ fn check_reports_the_world_or_the_reason() {
     let out = runnel().args(["check", "count-events"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("world `aggregate`") && text.contains("runnel:plugin/aggregator@0.1.0"), "{text}");
+    assert!(text.contains("world `aggregate`") && text.contains("runnel:plugin/aggregator@0.2.0"), "{text}");
 
     let wrong = runnel::plugin::bundled::built_guest("wrong-version");
     let out = runnel().arg("check").arg(&wrong).output().unwrap();

@@ -2,10 +2,11 @@
 //! satisfy the contract are refused with a message that says why.
 
 use runnel::accumulate::{Accumulators, EventBatch};
+use runnel::deadletter::Reason;
 use runnel::plugin::aggregate::AggregatePlugin;
 use runnel::plugin::bundled::built_guest;
 use runnel::plugin::runtime::{Limits, PluginRuntime};
-use runnel::plugin::transform::{FieldsSpec, TransformPlugin};
+use runnel::plugin::transform::{FieldsSpec, TransformPlugin, MAX_DECLARED_FIELDS};
 use runnel::plugin::PluginSource;
 use runnel::window::{AccOp, Pane, Timing, Value, Window};
 use runnel_event::TimeFormat;
@@ -45,8 +46,8 @@ fn transform(name: &str, config: &str) -> TransformPlugin {
 fn identity_passes_events_through_with_key_and_time() {
     let rt = runtime();
     let mut t = transform("identity", "");
-    let mut b = batch(&[event("U1", "a", 10), event("U2", "b", 20)]);
-    let out = t.transform(&rt, &mut b);
+    let b = batch(&[event("U1", "a", 10), event("U2", "b", 20)]);
+    let out = t.transform(&rt, &b);
     assert!(out.rejected.is_empty());
     assert_eq!(out.emitted.len(), 2);
     assert_eq!(out.emitted[1].source, 1);
@@ -60,8 +61,8 @@ fn add_weekday_appends_the_weekday_and_refuses_bad_dates() {
     let rt = runtime();
     let mut t = transform("add-weekday", "");
     let bad = r#"{"event_date":"2018-08-03","event_timestamp":1,"user_pseudo_id":"U"}"#.to_string();
-    let mut b = batch(&[event("U1", "a", 10), bad]);
-    let out = t.transform(&rt, &mut b);
+    let b = batch(&[event("U1", "a", 10), bad]);
+    let out = t.transform(&rt, &b);
     let payload = out.emitted[0].payload.as_ref().expect("a new payload");
     let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
     assert_eq!(v["weekday"], "Friday");
@@ -75,8 +76,8 @@ fn add_weekday_appends_the_weekday_and_refuses_bad_dates() {
 fn filter_events_keeps_only_listed_names_and_needs_a_list() {
     let rt = runtime();
     let mut t = transform("filter-events", r#"{"event_names":["level_start","post_score"]}"#);
-    let mut b = batch(&[event("U", "level_start", 1), event("U", "screen_view", 2), event("U", "post_score", 3)]);
-    let out = t.transform(&rt, &mut b);
+    let b = batch(&[event("U", "level_start", 1), event("U", "screen_view", 2), event("U", "post_score", 3)]);
+    let out = t.transform(&rt, &b);
     let kept: Vec<u32> = out.emitted.iter().map(|e| e.source).collect();
     assert_eq!(kept, vec![0, 2]);
     let err = TransformPlugin::load(&rt, PluginSource::resolve("filter-events", Path::new("")).unwrap(), "", &fields()).err().unwrap();
@@ -148,8 +149,8 @@ fn refusal(source: PluginSource, as_transform: bool) -> String {
 #[test]
 fn a_plugin_built_against_another_contract_version_is_refused() {
     let msg = refusal(PluginSource::from_file(&built_guest("wrong-version")).unwrap(), true);
-    assert!(msg.contains("runnel:plugin/transformer@0.2.0"), "{msg}");
-    assert!(msg.contains("runnel:plugin@0.1.0"), "{msg}");
+    assert!(msg.contains("runnel:plugin/transformer@0.1.0"), "{msg}");
+    assert!(msg.contains("runnel:plugin@0.2.0") && msg.contains("Rebuild") && msg.contains("Transform::whole_events"), "{msg}");
     assert!(msg.contains("Rebuild"), "{msg}");
 }
 
@@ -201,7 +202,7 @@ fn compiled_plugins_are_cached_on_disk_and_a_damaged_artifact_is_recompiled() {
     let second = PluginRuntime::with_cache(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
     assert_eq!(second.compile_traced(&source).unwrap().1, CompiledFrom::Disk);
     let mut plugin = TransformPlugin::load(&second, source.clone(), "", &fields()).unwrap();
-    let out = plugin.transform(&second, &mut batch(&[event("u1", "level_start", 1_533_279_652_346_000)]));
+    let out = plugin.transform(&second, &batch(&[event("u1", "level_start", 1_533_279_652_346_000)]));
     assert_eq!(out.emitted.len(), 1);
     assert!(String::from_utf8(out.emitted[0].payload.clone().unwrap()).unwrap().contains("\"weekday\":\"Friday\""));
 
@@ -211,4 +212,83 @@ fn compiled_plugins_are_cached_on_disk_and_a_damaged_artifact_is_recompiled() {
     assert_eq!(third.compile_traced(&source).unwrap().1, CompiledFrom::Compiled);
     let fourth = PluginRuntime::with_cache(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
     assert_eq!(fourth.compile_traced(&source).unwrap().1, CompiledFrom::Disk);
+}
+
+fn inspect(config: serde_json::Value) -> TransformPlugin {
+    TransformPlugin::load(&runtime(), PluginSource::from_file(&built_guest("inspect")).unwrap(), &config.to_string(), &fields()).unwrap()
+}
+
+fn payload_of(out: &runnel::plugin::transform::TransformOutput, i: usize) -> serde_json::Value {
+    serde_json::from_slice(out.emitted[i].payload.as_ref().expect("an edited payload")).unwrap()
+}
+
+#[test]
+fn only_the_declared_fields_cross_the_boundary() {
+    let rt = runtime();
+    let events = [event("U1", "level_start", 10)];
+    let mut t = inspect(serde_json::json!({"fields": ["event_name", "absent", "user_pseudo_id", "event_value_in_usd"]}));
+    assert_eq!(t.declared(), (vec!["event_name".into(), "absent".into(), "user_pseudo_id".into(), "event_value_in_usd".into()], false));
+    let out = t.transform(&rt, &batch(&events));
+    let v = payload_of(&out, 0);
+    assert_eq!(v["seen"], serde_json::json!(["\"level_start\"", null, "\"U1\"", "null"]), "declared order; absent is empty");
+    assert_eq!(v["bytes"], 0, "no whole event crosses unless asked for");
+    assert_eq!((out.emitted[0].key.as_deref(), out.emitted[0].event_time_us), (Some("U1"), Some(10)), "the host read key and time");
+
+    let mut whole = inspect(serde_json::json!({"fields": [], "whole": true}));
+    let out = whole.transform(&rt, &batch(&events));
+    assert_eq!(payload_of(&out, 0)["bytes"], events[0].len());
+}
+
+#[test]
+fn the_host_applies_a_transforms_edits_to_the_input() {
+    let rt = runtime();
+    let mut t = inspect(serde_json::json!({"fields": ["event_name"], "remove": "event_name"}));
+    let out = t.transform(&rt, &batch(&[event("U1", "level_start", 10)]));
+    let v = payload_of(&out, 0);
+    assert!(v.get("event_name").is_none(), "removed: {v}");
+    assert_eq!((v["user_pseudo_id"].as_str(), v["seen"][0].as_str()), (Some("U1"), Some("\"level_start\"")));
+    assert_eq!(out.emitted[0].key.as_deref(), Some("U1"));
+}
+
+#[test]
+fn events_that_are_not_json_objects_never_reach_the_guest() {
+    let rt = runtime();
+    let mut t = transform("add-weekday", "");
+    let out = t.transform(&rt, &batch(&[event("U1", "a", 10), "{not json".into(), "[1]".into()]));
+    assert_eq!(out.restarts, 0);
+    assert_eq!(out.emitted.iter().map(|e| e.source).collect::<Vec<_>>(), [0]);
+    let codes: Vec<(u32, Reason)> = out.rejected.iter().map(|r| (r.source, r.code)).collect();
+    assert_eq!(codes, [(1, Reason::Malformed), (2, Reason::Malformed)]);
+    assert!(out.rejected[1].reason.contains("not a JSON object"), "{:?}", out.rejected[1]);
+}
+
+#[test]
+fn an_edit_that_is_not_json_costs_only_its_event() {
+    let rt = runtime();
+    let hostile = PluginSource::from_file(&built_guest("hostile")).unwrap();
+    let mut t = TransformPlugin::load(&rt, hostile, r#"{"mode":"bad-edit","when":"poison"}"#, &fields()).unwrap();
+    let out = t.transform(&rt, &batch(&[event("U1", "a", 1), event("U2", "poison", 2), event("U3", "b", 3)]));
+    assert_eq!(out.emitted.iter().map(|e| e.source).collect::<Vec<_>>(), [0, 2]);
+    assert_eq!((out.rejected.len(), out.rejected[0].source, out.rejected[0].code), (1, 1, Reason::ContractViolation));
+    assert!(out.rejected[0].reason.contains("\"weekday\" with a value that is not one JSON value"), "{:?}", out.rejected[0]);
+}
+
+#[test]
+fn reading_a_whole_event_without_asking_fails_with_advice() {
+    let rt = runtime();
+    let hostile = PluginSource::from_file(&built_guest("hostile")).unwrap();
+    let mut t = TransformPlugin::load(&rt, hostile, r#"{"mode":"read-bytes","when":"x"}"#, &fields()).unwrap();
+    let out = t.transform(&rt, &batch(&[event("U1", "x", 1), event("U2", "y", 2)]));
+    assert_eq!(out.emitted.iter().map(|e| e.source).collect::<Vec<_>>(), [1]);
+    assert_eq!(out.rejected[0].code, Reason::PluginFailed);
+    assert!(out.rejected[0].reason.contains("Transform::whole_events"), "{:?}", out.rejected[0]);
+}
+
+#[test]
+fn a_transform_declaring_too_many_fields_is_refused() {
+    let names: Vec<String> = (0..=MAX_DECLARED_FIELDS).map(|i| format!("f{i}")).collect();
+    let source = PluginSource::from_file(&built_guest("inspect")).unwrap();
+    let config = serde_json::json!({ "fields": names }).to_string();
+    let err = format!("{:#}", TransformPlugin::load(&runtime(), source, &config, &fields()).err().unwrap());
+    assert!(err.contains(&format!("at most {MAX_DECLARED_FIELDS}")) && err.contains("whole_events"), "{err}");
 }

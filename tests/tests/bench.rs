@@ -21,7 +21,7 @@ fn native_add_weekday_matches_the_plugin() {
         FieldsSpec { key_pointer: Some("/user_pseudo_id".into()), time_pointer: Some("/event_timestamp".into()), ..Default::default() };
     let source = PluginSource::from_bytes("add-weekday.wasm", bundled::find("add-weekday").unwrap());
     let mut wasm = TransformPlugin::load(&runtime, source, "", &fields).unwrap();
-    let from_wasm = wasm.transform(&runtime, &mut batch.clone());
+    let from_wasm = wasm.transform(&runtime, &batch);
     let from_native = NativeAddWeekday::default().transform(&batch);
     assert_eq!(from_wasm.emitted.len(), 300);
     let parts = |e: &runnel::plugin::transform::Emitted| (e.source, e.payload.clone(), e.key.clone(), e.event_time_us);

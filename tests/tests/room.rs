@@ -67,7 +67,7 @@ fn ten_transform_slots_on_one_stream_get_the_right_verdicts() {
     assert!(loops.detail.as_deref().unwrap().contains("time budget"), "{loops:?}");
     assert_eq!(loops.compared, 3 * 256, "quarantined after three failing batches");
     assert_eq!(slot("wrong_version").verdict, "refused");
-    assert!(slot("wrong_version").detail.as_deref().unwrap().contains("0.2.0"));
+    assert!(slot("wrong_version").detail.as_deref().unwrap().contains("0.1.0"));
     assert_eq!(slot("garbage").verdict, "refused");
 
     // The leaderboard: correct slots first (fastest first among them), then

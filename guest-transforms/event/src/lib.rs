@@ -16,7 +16,7 @@
 
 mod scan;
 
-pub use scan::{FieldScanner, Raw, ScanError, Scanned};
+pub use scan::{remove_field, FieldScanner, Raw, ScanError, Scanned};
 use std::borrow::Cow;
 
 /// How an event-time field is written (mirrors the WIT `time-format`).
@@ -297,5 +297,16 @@ mod tests {
         assert_eq!(out, b"{\"a\":1,\"weekday\":\"Friday\"}");
         assert_eq!(append_field(b"{ }", "x", "1").unwrap(), b"{ \"x\":1}");
         assert!(append_field(b"[1]", "x", "1").is_err());
+    }
+
+    #[test]
+    fn removes_every_occurrence_of_a_top_level_field() {
+        let out = remove_field(br#"{"a":1, "b":{"a":2},"a":3,"c":[1]}"#, "a").unwrap();
+        assert_eq!(out, br#"{"b":{"a":2},"c":[1]}"#);
+        assert_eq!(remove_field(br#"{"a":1}"#, "a").unwrap(), b"{}");
+        let unchanged = br#"{ "x" : 1 }"#;
+        assert_eq!(remove_field(unchanged, "a").unwrap(), unchanged);
+        assert_eq!(remove_field(b"[1]", "a").unwrap_err(), ScanError::NotAnObject);
+        assert!(matches!(remove_field(br#"{"a":}"#, "a"), Err(ScanError::NotJson(_))));
     }
 }

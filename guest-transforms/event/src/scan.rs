@@ -77,6 +77,11 @@ impl<'a> Scanned<'a> {
     pub fn get(&self, index: usize) -> Option<Raw<'a>> {
         self.values.get(index).copied().flatten()
     }
+
+    /// Every name's value, in the scanner's order.
+    pub fn values(&self) -> &[Option<Raw<'a>>] {
+        &self.values
+    }
 }
 
 impl FieldScanner {
@@ -98,6 +103,11 @@ impl FieldScanner {
                 self.names.len() - 1
             }
         }
+    }
+
+    /// The names it reads, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The index of `name` if the scanner reads it.
@@ -170,6 +180,73 @@ impl FieldScanner {
     fn wanted(&self, key: Cow<'_, [u8]>) -> Option<usize> {
         self.names.iter().position(|n| n.as_bytes() == key.as_ref())
     }
+}
+
+/// Returns `event` without its top-level field `name` (every occurrence;
+/// an event without it comes back unchanged). Members are rejoined with
+/// `,`; each member's own text is kept as written.
+pub fn remove_field(event: &[u8], name: &str) -> Result<Vec<u8>, ScanError> {
+    let mut c = Cursor { bytes: event, at: 0 };
+    let members = top_level_members(&mut c).map_err(|fault| fault.into_error(event))?.ok_or(ScanError::NotAnObject)?;
+    if !members.iter().any(|m| m.key.as_ref() == name.as_bytes()) {
+        return Ok(event.to_vec());
+    }
+    let mut out = Vec::with_capacity(event.len());
+    out.push(b'{');
+    for m in members.iter().filter(|m| m.key.as_ref() != name.as_bytes()) {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&event[m.span.clone()]);
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// One top-level member: its key and where its text (key to value) is.
+struct Member<'a> {
+    key: Cow<'a, [u8]>,
+    span: std::ops::Range<usize>,
+}
+
+/// The members of the object `c` holds (validated to the end), or `None`
+/// when it is valid JSON but not an object.
+fn top_level_members<'a>(c: &mut Cursor<'a>) -> Result<Option<Vec<Member<'a>>>, Fault> {
+    let mut members = Vec::new();
+    c.skip_whitespace();
+    if c.peek() != Some(b'{') {
+        c.skip_value(0)?;
+        return Ok(None);
+    }
+    c.at += 1;
+    c.skip_whitespace();
+    if c.peek() == Some(b'}') {
+        c.at += 1;
+    } else {
+        loop {
+            let start = c.at;
+            let key = c.key()?;
+            c.skip_value(1)?;
+            members.push(Member { key, span: start..c.at });
+            c.skip_whitespace();
+            match c.peek() {
+                Some(b',') => {
+                    c.at += 1;
+                    c.skip_whitespace();
+                }
+                Some(b'}') => {
+                    c.at += 1;
+                    break;
+                }
+                _ => return Err(c.expected("`,` or `}`")),
+            }
+        }
+    }
+    c.skip_whitespace();
+    if c.at != c.bytes.len() {
+        return Err(c.expected("the end of the event after its closing `}`"));
+    }
+    Ok(Some(members))
 }
 
 /// The most containers an event may nest (serde_json's recursion limit;

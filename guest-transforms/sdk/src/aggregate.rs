@@ -106,9 +106,7 @@ impl<A: Aggregate> Driver<A> {
         with_state::<A, _>(|state| {
             let mut rejected = Vec::new();
             if !A::NEEDS_PAYLOAD {
-                let empty = FieldScanner::default();
-                let scanned = empty.scan(b"{}").expect("an empty object scans");
-                let event = Event::new(b"{}", &empty, scanned);
+                let event = Event::new(&[], &[], Some(b"{}"));
                 let State { plugin, slots, .. } = state;
                 for (index, add) in adds.iter().enumerate() {
                     if let Err(reason) = plugin.add(slot_mut(slots, add.slot), &event) {
@@ -135,7 +133,7 @@ impl<A: Aggregate> Driver<A> {
                 let outcome = match &cached.as_ref().expect("just set").1 {
                     Err(e) => Err(e.clone()),
                     Ok(scanned) => {
-                        let event = Event::new(bytes, scanner, scanned.clone());
+                        let event = Event::new(scanner.names(), scanned.values(), Some(bytes));
                         plugin.add(slot_mut(slots, add.slot), &event)
                     }
                 };

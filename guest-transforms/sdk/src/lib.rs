@@ -33,13 +33,17 @@
 //! `[transform] plugin` at the `.wasm` file.
 //!
 //! ## What the SDK does for you
-//! - **One pass per event.** `fields()` names the top-level fields you read;
-//!   the SDK scans each event once for those *and* for the key and event-time
-//!   fields the pipeline groups by, borrowing values from the input.
-//! - **No JSON DOM.** [`Emit::keep`] passes the input through without copying
-//!   it back; [`Emit::add_field`] appends a field by editing bytes.
+//! - **Only what you read crosses.** `fields()` names the top-level fields
+//!   you read; the host reads them (with the key and event time the pipeline
+//!   groups by) in its own single native pass and sends only their values,
+//!   not the 2–3 KB event. A transform that needs whole events says so with
+//!   [`Transform::whole_events`].
+//! - **Edits, not documents.** [`Emit::keep`] passes the input through
+//!   without copying it back; [`Emit::add_field`] and
+//!   [`Emitted::remove_field`] are edits the host applies to the input's
+//!   bytes natively.
 //! - **Key and event time ride along.** Each output carries the key and event
-//!   time read from its input event, unless you set them yourself.
+//!   time the host read from its input event, unless you set them yourself.
 //! - **Errors are per event.** Returning `Err(reason)` sends that event to the
 //!   dead letters with your reason; the rest of the batch goes on.
 //! - **Aggregates keep state in the guest.** [`Aggregate`] is Beam's
@@ -94,13 +98,12 @@ macro_rules! export_transform {
     ($ty:ty) => {
         const _: () = {
             use $crate::bindings::transform::exports::runnel::plugin::transformer as contract;
-            use $crate::bindings::transform::runnel::plugin::types;
             struct RunnelTransform;
             impl contract::Guest for RunnelTransform {
-                fn init(config: String, fields: types::EventFields) -> Result<(), String> {
-                    $crate::__private::TransformDriver::<$ty>::init(&config, fields)
+                fn init(config: String) -> Result<contract::TransformInfo, String> {
+                    $crate::__private::TransformDriver::<$ty>::init(&config)
                 }
-                fn transform(batch: types::EventBatch) -> contract::TransformResult {
+                fn transform(batch: contract::FieldBatch) -> contract::TransformResult {
                     $crate::__private::TransformDriver::<$ty>::transform(batch)
                 }
             }

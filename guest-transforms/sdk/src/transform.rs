@@ -1,9 +1,11 @@
-//! The [`Transform`] trait and the driver that runs it over the host's batches.
+//! The [`Transform`] trait and the driver that runs it over the host's
+//! batches (contract 0.2: the host sends the declared fields' values, the
+//! driver hands them to the plugin as [`Event`]s and returns its outputs as
+//! edits the host applies to the input's bytes).
 
 use crate::bindings::transform::exports::runnel::plugin::transformer as contract;
-use crate::bindings::transform::runnel::plugin::types as wit;
 use crate::event::Event;
-use runnel_event::{FieldScanner, KeyAndTime, Pointer, TimeFormat};
+use runnel_event::Raw;
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -15,9 +17,17 @@ pub trait Transform: Sized + 'static {
     fn new(config: &str) -> Result<Self, String>;
 
     /// The top-level fields [`Transform::transform`] reads with
-    /// [`Event::str`] and friends. Each event is scanned once for all of them.
+    /// [`Event::str`] and friends. The host reads them from each event in
+    /// its own (native) pass and sends only their values.
     fn fields(&self) -> Vec<&str> {
         Vec::new()
+    }
+
+    /// True when the transform reads whole events with [`Event::bytes`];
+    /// the host then sends every event's bytes too (slower: the event
+    /// crosses into the sandbox).
+    fn whole_events(&self) -> bool {
+        false
     }
 
     /// Transforms one event. Emit outputs through `out`; emit nothing to
@@ -28,19 +38,19 @@ pub trait Transform: Sized + 'static {
 /// Where a transform puts its outputs for the current event.
 pub struct Emit<'a> {
     outputs: &'a mut Vec<Emitted>,
-    input: &'a [u8],
 }
 
-/// One output; set its key or event time to override the ones read from
-/// the input event.
+/// One output: the input event (with edits) or a new payload. Set its key
+/// or event time to override the input's.
 pub struct Emitted {
     payload: Option<Vec<u8>>,
+    edits: Vec<contract::Edit>,
     key: Option<String>,
     event_time_us: Option<i64>,
 }
 
 impl Emitted {
-    /// Groups this output under `key` instead of the input's key field.
+    /// Groups this output under `key` instead of the input's key.
     pub fn set_key(&mut self, key: impl Into<String>) -> &mut Self {
         self.key = Some(key.into());
         self
@@ -51,15 +61,29 @@ impl Emitted {
         self.event_time_us = Some(micros);
         self
     }
+
+    /// Appends `"name": value_json` to this output (the host edits the
+    /// bytes). `value_json` must be one JSON value, e.g. `"\"Friday\""`;
+    /// the host dead-letters the event if it is not.
+    pub fn add_field(&mut self, name: &str, value_json: &str) -> &mut Self {
+        self.edits.push(contract::Edit::Add(contract::Field { name: name.to_string(), value: value_json.to_string() }));
+        self
+    }
+
+    /// Removes the top-level field `name` from this output.
+    pub fn remove_field(&mut self, name: &str) -> &mut Self {
+        self.edits.push(contract::Edit::Remove(name.to_string()));
+        self
+    }
 }
 
 impl Emit<'_> {
     fn push(&mut self, payload: Option<Vec<u8>>) -> &mut Emitted {
-        self.outputs.push(Emitted { payload, key: None, event_time_us: None });
+        self.outputs.push(Emitted { payload, edits: Vec::new(), key: None, event_time_us: None });
         self.outputs.last_mut().expect("just pushed")
     }
 
-    /// Emits the input event unchanged (no bytes are copied back).
+    /// Emits the input event unchanged (no bytes cross back).
     pub fn keep(&mut self) -> &mut Emitted {
         self.push(None)
     }
@@ -69,19 +93,18 @@ impl Emit<'_> {
         self.push(Some(payload))
     }
 
-    /// Emits the input event with `"name": value_json` appended, editing
-    /// bytes rather than re-serialising the event. `value_json` must be a
-    /// JSON value, e.g. `"\"Friday\""`.
+    /// Emits the input event with `"name": value_json` appended (see
+    /// [`Emitted::add_field`]). `value_json` must be a JSON value, e.g.
+    /// `"\"Friday\""`.
     pub fn add_field(&mut self, name: &str, value_json: &str) -> Result<&mut Emitted, String> {
-        let payload = runnel_event::append_field(self.input, name, value_json).map_err(|e| e.to_string())?;
-        Ok(self.push(Some(payload)))
+        Ok(self.keep().add_field(name, value_json))
     }
 }
 
 struct State<T> {
     plugin: T,
-    scanner: FieldScanner,
-    key_and_time: KeyAndTime,
+    names: Vec<String>,
+    whole_events: bool,
     outputs: Vec<Emitted>,
 }
 
@@ -94,68 +117,73 @@ thread_local! {
 pub struct Driver<T>(PhantomData<T>);
 
 impl<T: Transform> Driver<T> {
-    pub fn init(config: &str, fields: wit::EventFields) -> Result<(), String> {
+    pub fn init(config: &str) -> Result<contract::TransformInfo, String> {
         let plugin = T::new(config)?;
-        let mut scanner = FieldScanner::new(plugin.fields());
-        let key = fields.key_pointer.as_deref().map(Pointer::parse).transpose()?;
-        let time = fields.time_pointer.as_deref().map(Pointer::parse).transpose()?.map(|p| (p, time_format(fields.time_format)));
-        let key_and_time = KeyAndTime::new(&mut scanner, key, time);
-        let state = State { plugin, scanner, key_and_time, outputs: Vec::new() };
+        let names: Vec<String> = plugin.fields().into_iter().map(str::to_string).collect();
+        let whole_events = plugin.whole_events();
+        let info = contract::TransformInfo { fields: names.clone(), whole_events };
+        let state = State { plugin, names, whole_events, outputs: Vec::new() };
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(state)));
-        Ok(())
+        Ok(info)
     }
 
-    pub fn transform(batch: wit::EventBatch) -> contract::TransformResult {
+    pub fn transform(batch: contract::FieldBatch) -> contract::TransformResult {
         STATE.with(|s| {
             let mut guard = s.borrow_mut();
             let state = guard.as_mut().and_then(|b| b.downcast_mut::<State<T>>()).expect("the host calls init before transform");
-            let mut result = contract::TransformResult { emitted: Vec::with_capacity(batch.ends.len()), rejected: Vec::new() };
-            let mut start = 0usize;
-            for (index, &end) in batch.ends.iter().enumerate() {
-                let bytes = &batch.bytes[start..end as usize];
-                start = end as usize;
-                if let Err(reason) = state.one(index as u32, bytes, &mut result.emitted) {
-                    result.rejected.push(contract::Rejected { source: index as u32, reason });
-                }
-            }
-            result
+            state.batch(&batch)
         })
     }
 }
 
 impl<T: Transform> State<T> {
-    fn one(&mut self, source: u32, bytes: &[u8], out: &mut Vec<contract::Emitted>) -> Result<(), String> {
-        let scanned = self.scanner.scan(bytes).map_err(|e| e.to_string())?;
-        self.outputs.clear();
-        let event = Event::new(bytes, &self.scanner, scanned.clone());
-        let mut emit = Emit { outputs: &mut self.outputs, input: bytes };
-        self.plugin.transform(&event, &mut emit)?;
-        if self.outputs.is_empty() {
-            return Ok(());
-        }
-        // Key and time are read only for events that produce output, so a
-        // filter never rejects an event it would have dropped anyway.
-        let needs_key = self.outputs.iter().any(|o| o.key.is_none());
-        let needs_time = self.outputs.iter().any(|o| o.event_time_us.is_none());
-        let key = if needs_key { self.key_and_time.key(&scanned)? } else { None };
-        let time = if needs_time { self.key_and_time.time(&scanned)? } else { None };
-        for o in self.outputs.drain(..) {
-            out.push(contract::Emitted {
-                source,
-                payload: o.payload,
-                key: o.key.or_else(|| key.clone()),
-                event_time_us: o.event_time_us.or(time),
+    fn batch(&mut self, batch: &contract::FieldBatch) -> contract::TransformResult {
+        let count = batch.count as usize;
+        let mut result = contract::TransformResult { emitted: Vec::with_capacity(count), rejected: Vec::new() };
+        let fields = self.names.len();
+        // One event's values at a time, borrowed from the batch.
+        let mut values: Vec<Option<Raw<'_>>> = Vec::with_capacity(fields);
+        let (mut value_start, mut event_start) = (0usize, 0usize);
+        for index in 0..count {
+            values.clear();
+            for k in index * fields..(index + 1) * fields {
+                let end = batch.ends[k] as usize;
+                let text = &batch.values[value_start..end];
+                value_start = end;
+                values.push(if text.is_empty() { None } else { std::str::from_utf8(text).ok().map(Raw::from_json) });
+            }
+            let bytes = self.whole_events.then(|| {
+                let end = batch.events.ends[index] as usize;
+                let bytes = &batch.events.bytes[event_start..end];
+                event_start = end;
+                bytes
             });
+            let source = index as u32;
+            let event = Event::new(&self.names, &values, bytes);
+            if let Err(reason) = one(&mut self.plugin, &mut self.outputs, source, &event, &mut result.emitted) {
+                result.rejected.push(contract::Rejected { source, reason });
+            }
         }
-        Ok(())
+        result
     }
 }
 
-fn time_format(f: wit::TimeFormat) -> TimeFormat {
-    match f {
-        wit::TimeFormat::Micros => TimeFormat::Micros,
-        wit::TimeFormat::Millis => TimeFormat::Millis,
-        wit::TimeFormat::Seconds => TimeFormat::Seconds,
-        wit::TimeFormat::Rfc3339 => TimeFormat::Rfc3339,
-    }
+/// Runs the plugin on one event; its outputs join `out`.
+fn one<T: Transform>(
+    plugin: &mut T,
+    outputs: &mut Vec<Emitted>,
+    source: u32,
+    event: &Event<'_>,
+    out: &mut Vec<contract::Emitted>,
+) -> Result<(), String> {
+    outputs.clear();
+    plugin.transform(event, &mut Emit { outputs })?;
+    out.extend(outputs.drain(..).map(|o| contract::Emitted {
+        source,
+        payload: o.payload,
+        edits: o.edits,
+        key: o.key,
+        event_time_us: o.event_time_us,
+    }));
+    Ok(())
 }

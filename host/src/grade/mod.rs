@@ -210,8 +210,8 @@ fn grade_transform(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
         Ok(p) => p,
         Err(e) => return failed_by(case, &e),
     };
-    let mut batch = batch_of(case);
-    let out = match plugin.transform_whole(runtime, &mut batch) {
+    let batch = batch_of(case);
+    let out = match plugin.transform_whole(runtime, &batch) {
         Ok(out) => out,
         Err(failure) => return failed(case, with_advice(failure.to_string(), Some(&failure))),
     };

@@ -8,9 +8,9 @@ use super::runtime::PluginRuntime;
 use super::PluginSource;
 
 /// The contract version this host speaks (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.1.0";
-pub const TRANSFORM_EXPORT: &str = "runnel:plugin/transformer@0.1.0";
-pub const AGGREGATE_EXPORT: &str = "runnel:plugin/aggregator@0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const TRANSFORM_EXPORT: &str = "runnel:plugin/transformer@0.2.0";
+pub const AGGREGATE_EXPORT: &str = "runnel:plugin/aggregator@0.2.0";
 
 /// The two plugin kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +71,15 @@ pub fn inspect(runtime: &PluginRuntime, source: &PluginSource, component: &Compo
             Some(found) => bail!(
                 "{} was built against another version of the plugin contract: it exports \
                  `{found}`, but this runnel speaks runnel:plugin@{CONTRACT_VERSION}. Rebuild the \
-                 plugin with this repository's guest SDK (guest-transforms/sdk).",
-                source.name
+                 plugin with this repository's guest SDK (guest-transforms/sdk): `cargo build \
+                 --release --target wasm32-wasip2` in its folder{}.",
+                source.name,
+                if found.contains("@0.1.") {
+                    " (a 0.1 plugin needs no source change, unless it reads whole events with \
+                     Event::bytes: then it returns true from Transform::whole_events)"
+                } else {
+                    ""
+                }
             ),
             None => bail!(
                 "{} does not implement the runnel plugin contract: it exports [{}], but a \

@@ -295,7 +295,7 @@ pub fn load_transform(runtime: &PluginRuntime, source: PluginSource, config: &st
     let mut plugin = TransformPlugin::load(runtime, source, config, fields)?;
     let mut batch = EventBatch::default();
     batch.push(b"{}");
-    let out = plugin.transform(runtime, &mut batch);
+    let out = plugin.transform(runtime, &batch);
     anyhow::ensure!(
         out.restarts == 0,
         "the plugin failed its smoke call (one `{{}}` event): {}",

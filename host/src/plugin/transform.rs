@@ -1,10 +1,22 @@
-//! Calling a transform plugin: one instance, one call per batch, and trap
-//! containment. When a batch call fails (a trap, a time budget or memory
-//! limit hit), the instance is thrown away and the batch is bisected on fresh
-//! instances until each failing event stands alone; those events are
-//! rejected with the reason and everything else goes on.
+//! Calling a transform plugin: one native pass over the batch, one guest
+//! call per batch, the guest's edits applied natively, and trap
+//! containment.
+//!
+//! The host scans each event once ([`Reader`]): its key, its event time and
+//! the fields the plugin declared at init. The guest gets only those
+//! fields' values (contract 0.2: `field-batch`), unless it asked for whole
+//! events, and answers with outputs as edits to its input; the host applies
+//! them to the input's bytes and gives each output its input's key and time
+//! unless the guest set its own. An event that is not a JSON object never
+//! reaches the guest.
+//!
+//! When a batch call fails (a trap, a time budget or memory limit hit), the
+//! instance is thrown away and the batch is bisected on fresh instances
+//! until each failing event stands alone; those events are rejected with
+//! the reason and everything else goes on.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use runnel_event::{append_field, remove_field, Scanned, TimeFormat};
 use wasmtime::component::Component;
 use wasmtime::Store;
 
@@ -15,12 +27,14 @@ use super::contract::{load, Kind, Report};
 use super::runtime::{Failure, PluginRuntime, PluginState};
 use super::PluginSource;
 use crate::batch::EventBatch;
-use crate::deadletter::Reason;
-use runnel_event::TimeFormat;
+use crate::deadletter::{Reason, Refusal};
+use crate::decode::Reader;
 
-pub use contract::Emitted;
+/// The most top-level fields a transform may declare: the host scans for
+/// them outside the sandbox, so their number is bounded here.
+pub const MAX_DECLARED_FIELDS: usize = 64;
 
-/// Where the key and event time of each event are, for the guest SDK.
+/// Where the key and event time of each event are.
 #[derive(Clone, Debug, Default)]
 pub struct FieldsSpec {
     pub key_pointer: Option<String>,
@@ -28,19 +42,18 @@ pub struct FieldsSpec {
     pub time_format: TimeFormat,
 }
 
-impl FieldsSpec {
-    fn to_wit(&self) -> wit::EventFields {
-        wit::EventFields {
-            key_pointer: self.key_pointer.clone(),
-            time_pointer: self.time_pointer.clone(),
-            time_format: match self.time_format {
-                TimeFormat::Micros => wit::TimeFormat::Micros,
-                TimeFormat::Millis => wit::TimeFormat::Millis,
-                TimeFormat::Seconds => wit::TimeFormat::Seconds,
-                TimeFormat::Rfc3339 => wit::TimeFormat::Rfc3339,
-            },
-        }
-    }
+/// One output, as the pipeline takes it: the guest's edits applied, the
+/// key and event time its input's unless the guest set them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Emitted {
+    /// Index (in the batch) of the event it came from.
+    pub source: u32,
+    /// The new payload; `None` means the input event, unchanged.
+    pub payload: Option<Vec<u8>>,
+    /// `None` when no key field is configured.
+    pub key: Option<String>,
+    /// `None` when the event time does not come from a field.
+    pub event_time_us: Option<i64>,
 }
 
 /// An event the transform refused (or failed on), with the reason.
@@ -60,16 +73,36 @@ pub struct TransformOutput {
     pub restarts: u32,
 }
 
+impl TransformOutput {
+    fn reject(&mut self, source: u32, refusal: Refusal) {
+        self.rejected.push(Rejected { source, code: refusal.code, reason: refusal.reason });
+    }
+}
+
+/// What the plugin reads, from its `init`.
+struct Wants {
+    reader: Reader,
+    /// Indexes of the declared fields in a [`Reader`] scan.
+    declared: Vec<usize>,
+    whole_events: bool,
+}
+
 /// A loaded, initialised transform plugin.
 pub struct TransformPlugin {
     pre: TransformPre<PluginState>,
     live: Option<(Store<PluginState>, Transform)>,
     config: String,
-    fields: wit::EventFields,
+    /// The key and time only, before the plugin's fields are added.
+    base: Reader,
+    /// Set by the first `init`.
+    wants: Option<Wants>,
     pub source: PluginSource,
     pub report: Report,
     limits: super::runtime::Limits,
 }
+
+/// A batch's scans: `None` for an event that is not a JSON object.
+type Scans<'a> = Vec<Option<Scanned<'a>>>;
 
 impl TransformPlugin {
     /// Compiles, checks and initialises a transform. Any failure refuses it
@@ -94,11 +127,17 @@ impl TransformPlugin {
                 source.name
             )
         })?;
-        let mut plugin =
-            Self { pre, live: None, config: config.to_string(), fields: fields.to_wit(), source, report, limits: runtime.limits() };
+        let base = Reader::from_spec(fields).map_err(|e| anyhow::anyhow!("the key or event time field: {e}"))?;
+        let mut plugin = Self { pre, live: None, config: config.to_string(), base, wants: None, source, report, limits: runtime.limits() };
         let name = plugin.source.name.clone();
         plugin.instance(runtime).map_err(|e| e.context(format!("{name} refused to start")))?;
         Ok(plugin)
+    }
+
+    /// The fields the plugin declared, and whether it reads whole events.
+    pub fn declared(&self) -> (Vec<String>, bool) {
+        let Some(wants) = &self.wants else { return (Vec::new(), false) };
+        (wants.declared.iter().map(|&i| wants.reader.name(i).to_string()).collect(), wants.whole_events)
     }
 
     /// The live instance, instantiating and initialising one if needed.
@@ -111,31 +150,55 @@ impl TransformPlugin {
                 .map_err(|e| Failure::of(&e, self.limits, None))
                 .context("instantiating the plugin failed")?;
             runtime.arm(&mut store);
-            let init = instance
+            let info = instance
                 .runnel_plugin_transformer()
-                .call_init(&mut store, &self.config, &self.fields)
+                .call_init(&mut store, &self.config)
                 .map_err(|e| Failure::of(&e, self.limits, None))
-                .context("the plugin's init failed")?;
-            init.map_err(|reason| anyhow::anyhow!("the plugin's init refused its configuration: {reason}"))?;
+                .context("the plugin's init failed")?
+                .map_err(|reason| anyhow::anyhow!("the plugin's init refused its configuration: {reason}"))?;
+            if self.wants.is_none() {
+                self.wants = Some(self.wants(info)?);
+            }
             self.live = Some((store, instance));
         }
         Ok(self.live.as_mut().expect("just set"))
     }
 
-    /// One guest call on a batch of `len` events; a trap, a limit or an
-    /// answer that names events outside the batch is a [`Failure`].
-    fn call(&mut self, runtime: &PluginRuntime, batch: wit::EventBatch) -> (wit::EventBatch, Result<contract::TransformResult, Failure>) {
+    /// Checks what `init` declared and makes the reader for it.
+    fn wants(&self, info: contract::TransformInfo) -> Result<Wants> {
+        if info.fields.len() > MAX_DECLARED_FIELDS {
+            bail!(
+                "the plugin declares {} fields; at most {MAX_DECLARED_FIELDS} are read for a transform \
+                 (ask for whole events instead: Transform::whole_events)",
+                info.fields.len()
+            );
+        }
+        if let Some(bad) = info.fields.iter().find(|f| f.is_empty()) {
+            bail!("the plugin declares a field with an empty name ({bad:?}); fields() names top-level fields");
+        }
+        let mut reader = self.base.clone();
+        let declared = reader.also(&info.fields);
+        Ok(Wants { reader, declared, whole_events: info.whole_events })
+    }
+
+    fn wants_ref(&self) -> &Wants {
+        self.wants.as_ref().expect("set when the plugin loaded")
+    }
+
+    /// One guest call on `input`; a trap, a limit or an answer that names
+    /// events outside the batch is a [`Failure`].
+    fn call(&mut self, runtime: &PluginRuntime, input: &contract::FieldBatch) -> Result<contract::TransformResult, Failure> {
         let limits = self.limits;
-        let len = batch.ends.len();
+        let len = input.count as usize;
         let (store, instance) = match self.instance(runtime) {
             Ok(live) => live,
-            Err(e) => return (batch, Err(Failure::Host(format!("{e:#}")))),
+            Err(e) => return Err(Failure::Host(format!("{e:#}"))),
         };
         runtime.arm(store);
         store.data().stderr.clear();
         let result = instance
             .runnel_plugin_transformer()
-            .call_transform(&mut *store, &batch)
+            .call_transform(&mut *store, input)
             .map_err(|e| Failure::of(&e, limits, Some(store.data())))
             .and_then(|r| within(r, len));
         if result.is_err() {
@@ -143,43 +206,85 @@ impl TransformPlugin {
             // broken answer).
             self.live = None;
         }
-        (batch, result)
+        result
+    }
+
+    /// The one native pass: every event's scan; the ones that are not JSON
+    /// objects are rejected here and never reach the guest.
+    fn scan<'a>(&self, batch: &'a EventBatch, out: &mut TransformOutput) -> (Scans<'a>, Vec<u32>) {
+        let reader = &self.wants_ref().reader;
+        let mut scans = Vec::with_capacity(batch.len());
+        let mut good = Vec::with_capacity(batch.len());
+        for i in 0..batch.len() {
+            match reader.scan(batch.get(i)) {
+                Ok(scanned) => {
+                    scans.push(Some(scanned));
+                    good.push(i as u32);
+                }
+                Err(refusal) => {
+                    scans.push(None);
+                    out.reject(i as u32, refusal);
+                }
+            }
+        }
+        (scans, good)
+    }
+
+    /// The guest's input for the events `which` (scanned ones): their
+    /// declared fields' values, row by row, and their bytes if it wants them.
+    fn input(&self, batch: &EventBatch, scans: &Scans<'_>, which: &[u32]) -> contract::FieldBatch {
+        let wants = self.wants_ref();
+        let mut values = Vec::new();
+        let mut ends = Vec::with_capacity(which.len() * wants.declared.len());
+        let mut events = wit::EventBatch { bytes: Vec::new(), ends: Vec::new() };
+        for &i in which {
+            let scanned = scans[i as usize].as_ref().expect("only scanned events are sent");
+            for &field in &wants.declared {
+                if let Some(raw) = scanned.get(field) {
+                    values.extend_from_slice(raw.get().as_bytes());
+                }
+                ends.push(values.len() as u32);
+            }
+            if wants.whole_events {
+                events.bytes.extend_from_slice(batch.get(i as usize));
+                events.ends.push(events.bytes.len() as u32);
+            }
+        }
+        contract::FieldBatch { count: which.len() as u32, values, ends, events }
     }
 
     /// Transforms a batch, containing failures to the events that cause them.
-    pub fn transform(&mut self, runtime: &PluginRuntime, batch: &mut EventBatch) -> TransformOutput {
+    pub fn transform(&mut self, runtime: &PluginRuntime, batch: &EventBatch) -> TransformOutput {
         let mut out = TransformOutput::default();
-        if batch.is_empty() {
+        let (scans, good) = self.scan(batch, &mut out);
+        if good.is_empty() {
             return out;
         }
-        let wit_batch = wit::EventBatch { bytes: std::mem::take(&mut batch.bytes), ends: std::mem::take(&mut batch.ends) };
-        let (wit_batch, result) = self.call(runtime, wit_batch);
-        batch.bytes = wit_batch.bytes;
-        batch.ends = wit_batch.ends;
-        match result {
-            Ok(r) => accept(r, &mut out, Some),
+        let input = self.input(batch, &scans, &good);
+        match self.call(runtime, &input) {
+            Ok(r) => self.accept(r, &good, batch, &scans, &mut out),
             Err(failure) => {
                 out.restarts += 1;
-                let mut budget = BisectBudget::new(batch.len());
+                let mut budget = BisectBudget::new(good.len());
                 budget.spend(&failure);
-                let all: Vec<u32> = (0..batch.len() as u32).collect();
-                self.bisect(runtime, batch, &all, failure, &mut budget, &mut out);
-                out.emitted.sort_by_key(|e| e.source);
+                self.bisect(runtime, (batch, &scans), &good, failure, &mut budget, &mut out);
             }
         }
+        out.emitted.sort_by_key(|e| e.source);
         out
     }
 
     /// One call on the whole batch, without isolating failures: a trap or
     /// an exhausted budget fails the batch with the reason (the grader
     /// uses this; the pipeline uses [`transform`](Self::transform)).
-    pub fn transform_whole(&mut self, runtime: &PluginRuntime, batch: &mut EventBatch) -> Result<TransformOutput, Failure> {
-        let wit_batch = wit::EventBatch { bytes: std::mem::take(&mut batch.bytes), ends: std::mem::take(&mut batch.ends) };
-        let (wit_batch, result) = self.call(runtime, wit_batch);
-        batch.bytes = wit_batch.bytes;
-        batch.ends = wit_batch.ends;
+    pub fn transform_whole(&mut self, runtime: &PluginRuntime, batch: &EventBatch) -> Result<TransformOutput, Failure> {
         let mut out = TransformOutput::default();
-        accept(result?, &mut out, Some);
+        let (scans, good) = self.scan(batch, &mut out);
+        if !good.is_empty() {
+            let input = self.input(batch, &scans, &good);
+            let r = self.call(runtime, &input)?;
+            self.accept(r, &good, batch, &scans, &mut out);
+        }
         Ok(out)
     }
 
@@ -192,7 +297,7 @@ impl TransformPlugin {
     fn bisect(
         &mut self,
         runtime: &PluginRuntime,
-        batch: &EventBatch,
+        (batch, scans): (&EventBatch, &Scans<'_>),
         events: &[u32],
         failure: Failure,
         budget: &mut BisectBudget,
@@ -212,22 +317,78 @@ impl TransformPlugin {
         // (its events may well be fine); only a failed set is not split.
         let (left, right) = events.split_at(events.len() / 2);
         for half in [left, right] {
-            let mut sub = wit::EventBatch { bytes: Vec::new(), ends: Vec::with_capacity(half.len()) };
-            for &i in half {
-                sub.bytes.extend_from_slice(batch.get(i as usize));
-                sub.ends.push(sub.bytes.len() as u32);
-            }
-            match self.call(runtime, sub).1 {
-                // Map the sub-batch's indexes back to the batch's.
-                Ok(r) => accept(r, out, |i| half.get(i as usize).copied()),
+            let input = self.input(batch, scans, half);
+            match self.call(runtime, &input) {
+                Ok(r) => self.accept(r, half, batch, scans, out),
                 Err(failure) => {
                     out.restarts += 1;
                     budget.spend(&failure);
-                    self.bisect(runtime, batch, half, failure, budget, out);
+                    self.bisect(runtime, (batch, scans), half, failure, budget, out);
                 }
             }
         }
     }
+
+    /// Takes a checked guest answer for the events `which` (its index `i`
+    /// is the batch's `which[i]`): applies the edits, resolves key and time.
+    fn accept(&self, r: contract::TransformResult, which: &[u32], batch: &EventBatch, scans: &Scans<'_>, out: &mut TransformOutput) {
+        let reader = &self.wants_ref().reader;
+        // An event is rejected once, and then has no outputs.
+        let mut refused = Vec::new();
+        for rej in r.rejected {
+            let source = which[rej.source as usize];
+            refused.push(source);
+            out.rejected.push(Rejected { source, code: Reason::Refused, reason: rej.reason });
+        }
+        for e in r.emitted {
+            let source = which[e.source as usize];
+            if refused.contains(&source) {
+                continue;
+            }
+            let scanned = scans[source as usize].as_ref().expect("only scanned events are sent");
+            let output = (|| {
+                let payload = edited(batch.get(source as usize), e.payload, e.edits)?;
+                let key = match e.key {
+                    Some(k) => Some(k),
+                    None => reader.key(scanned)?.map(|k| k.into_owned()),
+                };
+                let event_time_us = match e.event_time_us {
+                    Some(t) => Some(t),
+                    None => reader.time(scanned)?,
+                };
+                Ok::<_, Refusal>(Emitted { source, payload, key, event_time_us })
+            })();
+            match output {
+                Ok(emitted) => out.emitted.push(emitted),
+                Err(refusal) => {
+                    refused.push(source);
+                    out.emitted.retain(|o| o.source != source);
+                    out.reject(source, refusal);
+                }
+            }
+        }
+    }
+}
+
+/// An output's bytes: `payload` (or the input) with `edits` applied;
+/// `None` when it is the input unchanged.
+fn edited(input: &[u8], payload: Option<Vec<u8>>, edits: Vec<contract::Edit>) -> Result<Option<Vec<u8>>, Refusal> {
+    let broke = |e: String| Refusal::new(Reason::ContractViolation, Failure::Contract(e).to_string());
+    let mut current = payload;
+    for edit in edits {
+        let base = current.as_deref().unwrap_or(input);
+        current = Some(match edit {
+            contract::Edit::Add(field) => {
+                serde_json::from_str::<serde::de::IgnoredAny>(&field.value)
+                    .map_err(|e| broke(format!("its edit adds field {:?} with a value that is not one JSON value ({e})", field.name)))?;
+                append_field(base, &field.name, &field.value).map_err(|e| broke(format!("its edit adds to a payload that is {e}")))?
+            }
+            contract::Edit::Remove(name) => {
+                remove_field(base, &name).map_err(|e| broke(format!("its edit removes from a payload that is {e}")))?
+            }
+        });
+    }
+    Ok(current)
 }
 
 /// How much isolating a failing batch may cost, after which the events not
@@ -272,20 +433,5 @@ fn within(r: contract::TransformResult, len: usize) -> Result<contract::Transfor
     match outside {
         Some(s) => Err(Failure::Contract(format!("its answer names event {s} of a batch of {len}"))),
         None => Ok(r),
-    }
-}
-
-/// Takes a checked guest result, mapping its indexes with `index`.
-fn accept(r: contract::TransformResult, out: &mut TransformOutput, index: impl Fn(u32) -> Option<u32>) {
-    for mut e in r.emitted {
-        if let Some(i) = index(e.source) {
-            e.source = i;
-            out.emitted.push(e);
-        }
-    }
-    for rej in r.rejected {
-        if let Some(source) = index(rej.source) {
-            out.rejected.push(Rejected { source, code: Reason::Refused, reason: rej.reason });
-        }
     }
 }

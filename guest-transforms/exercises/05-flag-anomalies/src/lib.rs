@@ -20,7 +20,7 @@
 // Until the snippets are filled in, parts of this file are unused.
 #![allow(unused_imports, unused_variables, unreachable_code, dead_code)]
 
-use runnel_sdk::{append_field, export_transform, parse_config, Emit, Event, Transform};
+use runnel_sdk::{export_transform, parse_config, Emit, Event, Transform};
 use serde::Deserialize;
 
 /// The model, from the plugin's config.
@@ -65,11 +65,10 @@ impl Transform for FlagAnomalies {
         let previous = event.i64("event_previous_timestamp").unwrap_or(now);
         let hours = (now - previous) as f64 / 3.6e9;
         // TODO(snippet 2): score `[value, hours]` with `self.model.nearest_distance`,
-        // then add both fields to the event's bytes and emit the result:
-        //   let flagged = append_field(event.bytes(), "anomaly", "true" or "false")?;
-        //   let scored = append_field(&flagged, "anomaly_score", &format!("{}", (d * 1e4).round() / 1e4))?;
-        //   out.replace(scored);
-        // (append_field's error is not a String: `.map_err(|e| e.to_string())`).
+        // then emit the event with both fields added (the host edits its bytes):
+        //   out.keep()
+        //       .add_field("anomaly", "true" or "false")
+        //       .add_field("anomaly_score", &format!("{}", (d * 1e4).round() / 1e4));
         todo!("score the purchase and add the fields")
     }
 }

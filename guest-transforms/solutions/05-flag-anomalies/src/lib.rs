@@ -1,6 +1,6 @@
 //! Exercise 5, reference solution: k-means anomaly scores for purchases.
 
-use runnel_sdk::{append_field, export_transform, parse_config, Emit, Event, Transform};
+use runnel_sdk::{export_transform, parse_config, Emit, Event, Transform};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -42,9 +42,7 @@ impl Transform for FlagAnomalies {
         let previous = event.i64("event_previous_timestamp").unwrap_or(now);
         let d = self.model.nearest_distance([value, (now - previous) as f64 / 3.6e9]);
         let flag = if d > self.model.threshold { "true" } else { "false" };
-        let flagged = append_field(event.bytes(), "anomaly", flag).map_err(|e| e.to_string())?;
-        let scored = append_field(&flagged, "anomaly_score", &format!("{}", (d * 1e4).round() / 1e4)).map_err(|e| e.to_string())?;
-        out.replace(scored);
+        out.keep().add_field("anomaly", flag).add_field("anomaly_score", &format!("{}", (d * 1e4).round() / 1e4));
         Ok(())
     }
 }

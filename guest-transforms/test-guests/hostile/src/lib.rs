@@ -6,7 +6,9 @@
 //! without bound), `print` (flood stdout and stderr on every event),
 //! `huge` (emit a 16 MiB event), `sleep` (block in WASI's clock for an
 //! hour), `nap` (sleep 1 ms, then pass the event: a wait within the budget
-//! works), `init-panic`, `init-refuse`.
+//! works), `bad-edit` (add a field whose value is not JSON), `read-bytes`
+//! (read the whole event without asking for whole events), `init-panic`,
+//! `init-refuse`.
 
 use runnel_sdk::{export_transform, parse_config, Emit, Event, Transform};
 use serde::Deserialize;
@@ -74,6 +76,11 @@ impl Transform for Hostile {
                 },
                 "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
                 "nap" => std::thread::sleep(std::time::Duration::from_millis(1)),
+                "read-bytes" => return Err(format!("read {} bytes", event.bytes().len())),
+                "bad-edit" => {
+                    out.keep().add_field("weekday", "Friday, unquoted");
+                    return Ok(());
+                }
                 "huge" => {
                     let mut big = b"{\"huge\":\"".to_vec();
                     big.extend(std::iter::repeat_n(b'x', 16 << 20));

@@ -1,6 +1,7 @@
-//! `wrong-version`: exports `runnel:plugin/transformer@0.2.0`, a contract
-//! version this runnel does not speak, so loading it must fail with a
-//! message that names both versions.
+//! `wrong-version`: a transform built against the previous contract,
+//! `runnel:plugin@0.1.0` (its own copy of that WIT, in `wit/`), which this
+//! runnel (0.2.0) does not speak: loading it must fail with a message that
+//! names both versions and says to rebuild.
 
 wit_bindgen::generate!({ path: "wit", world: "transform" });
 
