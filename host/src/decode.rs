@@ -8,8 +8,15 @@ use std::borrow::Cow;
 
 use crate::config::EventTime;
 use crate::deadletter::{Reason, Refusal};
-use crate::plugin::transform::FieldsSpec;
 use runnel_event::{key_text, parse_event_time, FieldScanner, Pointer, Raw, Scanned, TimeFormat};
+
+/// Where the key and event time of each event are.
+#[derive(Clone, Debug, Default)]
+pub struct FieldsSpec {
+    pub key_pointer: Option<String>,
+    pub time_pointer: Option<String>,
+    pub time_format: TimeFormat,
+}
 
 /// Reads an event's key, its event time (when it comes from a field) and
 /// any other top-level fields, in one pass.

@@ -16,9 +16,11 @@
 //! - [`source`]: where events come from (file, synthetic, Pub/Sub), with
 //!   provenance;
 //! - [`ack`]: when an input message may be acknowledged;
-//! - [`decode`]: the host's one-pass read of an event's key and event time;
+//! - [`decode`]: the host's one-pass native read of an event's key, event
+//!   time and the fields a transform declared (`decode::Reader`);
 //! - [`plugin`]: the wasmtime engine, contract checks, transform and
-//!   aggregate callers, the sandbox (`plugin::sandbox`: per-instance limits,
+//!   aggregate callers (the transform caller sends a guest only its declared
+//!   fields and applies the edits it answers with), the sandbox (`plugin::sandbox`: per-instance limits,
 //!   WASI waits bounded by the call budget, typed limit errors), the
 //!   authenticated cache of compiled plugins (`plugin::cache`), the bundled
 //!   guests;

@@ -20,6 +20,11 @@ pub struct Counters {
     pub dead_letters: u64,
     pub panes: u64,
     pub transform_restarts: u64,
+    /// The restarts by the kind of failure that caused them (a dead-letter
+    /// reason code, such as `time_budget`).
+    pub transform_restarts_by: std::collections::BTreeMap<&'static str, u64>,
+    /// The last restart's reason, in full.
+    pub last_restart: Option<String>,
     /// Plugin versions swapped in while running.
     pub reloads: u64,
     /// Plugin versions refused (the old one kept running).
@@ -29,6 +34,10 @@ pub struct Counters {
     /// Time spent in transform calls (failures and retries included).
     #[serde(skip)]
     pub transform_time: Duration,
+    /// The part of `transform_time` inside the guest (the rest is the
+    /// host's read of each event and its edits).
+    #[serde(skip)]
+    pub transform_guest_time: Duration,
     /// Time spent in aggregate calls.
     #[serde(skip)]
     pub aggregate_time: Duration,

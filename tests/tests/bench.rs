@@ -85,6 +85,15 @@ fn smoke_run_reports_every_case() {
     assert!(md.contains("| WASM plugins (the product) |"), "{md}");
     assert!(md.contains("| the limit: one plain Rust loop"), "{md}");
     assert!(md.contains("| 4096 |"), "{md}");
+    // The time per event is broken down: the WASM run spends time inside
+    // the guest, the native twins none, and the parts add up to the total.
+    let (w, n) = (results.wasm_breakdown.clone().unwrap(), results.native_breakdown.clone().unwrap());
+    assert!(w.transform_guest > 0.0 && n.transform_guest == 0.0 && n.transform_host > 0.0, "{w:?} {n:?}");
+    for b in [&w, &n] {
+        let parts = b.transform_host + b.transform_guest + b.aggregate + b.rest;
+        assert!((parts - b.total).abs() < 1e-6 && b.rest > 0.0 && b.aggregate > 0.0, "{b:?}");
+    }
+    assert!(md.contains("| inside the transform plugin |"), "{md}");
     assert!(report::summary(&results).iter().all(|l| !l.contains("MISSED") && !l.contains(": met")));
     assert_eq!(report::svg(&results).matches("<rect").count(), 3, "WASM, native twins, the limit");
 }

@@ -187,6 +187,8 @@ fn a_batch_in_which_every_event_hangs_stops_bisecting_after_a_few_timeouts() {
     let allowed = runnel::plugin::transform::max_timeouts(64);
     assert_eq!(allowed, 13);
     assert!(counters.transform_restarts <= u64::from(allowed) + 6, "{counters:?}");
+    assert_eq!(counters.transform_restarts_by.values().sum::<u64>(), counters.transform_restarts, "each restart has its reason");
+    assert!(counters.transform_restarts_by.get(Reason::TimeBudget.as_str()).is_some_and(|&n| n >= 2), "{counters:?}");
     let isolated = dead.iter().filter(|d| d.code == Reason::TimeBudget).count();
     assert!(isolated >= 2, "at least two events isolated before the budget ran out: {isolated}");
     let not_tried: Vec<_> = dead.iter().filter(|d| d.code == Reason::NotTried).collect();
@@ -204,6 +206,9 @@ fn a_quarantined_transform_with_no_earlier_version_is_no_longer_called() {
     assert_eq!(counters.quarantines, 1, "{counters:?}");
     assert_eq!(dead.len(), 80, "every event is kept as a dead letter");
     assert_eq!(counters.transform_restarts, 5 * 3, "three calls per failing batch, five batches: {counters:?}");
+    // Every restart is accounted for with its reason.
+    assert_eq!(counters.transform_restarts_by.get(Reason::PluginFailed.as_str()), Some(&15), "{counters:?}");
+    assert!(counters.last_restart.as_deref().is_some_and(|r| r.contains("hostile: panicking on poison")), "{counters:?}");
     let quarantined = dead.iter().filter(|d| d.code == Reason::Quarantined).count();
     assert_eq!(quarantined, 80 - 10);
     let first = dead.iter().find(|d| d.code == Reason::Quarantined).unwrap();

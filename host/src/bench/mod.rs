@@ -58,6 +58,9 @@ pub struct Results {
     /// The plain program's events/s in each round (see `runnel_limit`).
     pub limit: Vec<f64>,
     pub calls: Vec<calls::CallCost>,
+    /// Where an event's time went, in the median round of each case.
+    pub wasm_breakdown: Option<Breakdown>,
+    pub native_breakdown: Option<Breakdown>,
     /// runnel (WASM) on the peers' input, and each peer there.
     pub runnel_on_peer_input: Option<f64>,
     pub peers: Vec<peers::PeerRun>,
@@ -159,6 +162,40 @@ fn same_windows_as_the_limit(input: &Path, work: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where one event's time goes in a run, in ns per input event.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Breakdown {
+    pub total: f64,
+    /// The host's pass over each event for the transform (scan, the
+    /// declared fields' values, applying edits); for the native twin, all
+    /// of its transform.
+    pub transform_host: f64,
+    /// Inside the WASM transform's calls.
+    pub transform_guest: f64,
+    /// The aggregate's calls.
+    pub aggregate: f64,
+    /// Everything else: reading the file, windowing and triggers, the sink.
+    pub rest: f64,
+}
+
+impl Breakdown {
+    pub fn of(c: &Counters) -> Self {
+        let per = |d: std::time::Duration| d.as_nanos() as f64 / c.events_in.max(1) as f64;
+        let total = per(c.elapsed);
+        let transform_guest = per(c.transform_guest_time);
+        let transform_host = per(c.transform_time) - transform_guest;
+        let aggregate = per(c.aggregate_time);
+        Self { total, transform_host, transform_guest, aggregate, rest: total - transform_host - transform_guest - aggregate }
+    }
+}
+
+/// The breakdown of the round whose rate is the median.
+fn median_round(rounds: &[Counters]) -> Option<Breakdown> {
+    let mut by_rate: Vec<&Counters> = rounds.iter().collect();
+    by_rate.sort_by(|a, b| a.events_per_second().total_cmp(&b.events_per_second()));
+    by_rate.get(by_rate.len() / 2).map(|c| Breakdown::of(c))
+}
+
 pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Results> {
     let lines = input::bundled_lines()?;
     let events = opts.events.unwrap_or(if opts.smoke { 20_000 } else { 2_000_000 });
@@ -167,6 +204,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
     progress(&format!("writing the input: {events} events (kept in {})", data.display()));
     let big = input::looped(&data, &lines, events)?;
     let (mut wasm, mut native, mut limit) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut wasm_rounds, mut native_rounds) = (Vec::new(), Vec::new());
     // The same plugin runtime cache as a run's; a first round warms it.
     run_pipeline(&input::looped(&data, &lines, 2_000)?, &opts.work, false, None)?;
     same_windows_as_the_limit(&input::looped(&data, &lines, events.min(lines.len()))?, &opts.work)?;
@@ -174,9 +212,11 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
         let w = run_pipeline(&big, &opts.work, false, None)?;
         progress(&format!("round {round}/{rounds}: WASM {:.0} events/s", w.events_per_second()));
         wasm.push(w.events_per_second());
+        wasm_rounds.push(w);
         let n = run_pipeline(&big, &opts.work, true, None)?;
         progress(&format!("round {round}/{rounds}: native {:.0} events/s", n.events_per_second()));
         native.push(n.events_per_second());
+        native_rounds.push(n);
         let l = runnel_limit::count_file(&big)?;
         progress(&format!("round {round}/{rounds}: the limit {:.0} events/s", l.events_per_second()));
         limit.push(l.events_per_second());
@@ -191,6 +231,8 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
         native,
         limit,
         calls,
+        wasm_breakdown: median_round(&wasm_rounds),
+        native_breakdown: median_round(&native_rounds),
         runnel_on_peer_input: None,
         peers: Vec::new(),
         peer_errors: Vec::new(),

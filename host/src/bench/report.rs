@@ -114,6 +114,21 @@ pub fn markdown(r: &Results, plot: &str) -> String {
         thousands(r.limit_rate()),
         rounds(&r.limit)
     );
+    if let (Some(w), Some(n)) = (&r.wasm_breakdown, &r.native_breakdown) {
+        let _ = writeln!(md, "\n| where an event's time goes (median round), ns/event | WASM plugins | native twins |");
+        let _ = writeln!(md, "|---|---|---|");
+        type Part = fn(&super::Breakdown) -> f64;
+        let rows: [(&str, Part); 5] = [
+            ("the host's read of each event for the transform (one scan, the declared fields, the edits)", |b| b.transform_host),
+            ("inside the transform plugin", |b| b.transform_guest),
+            ("the aggregate plugin", |b| b.aggregate),
+            ("the rest: reading the file, windowing and triggers, the sink", |b| b.rest),
+            ("total", |b| b.total),
+        ];
+        for (name, get) in rows {
+            let _ = writeln!(md, "| {name} | {:.0} | {:.0} |", get(w), get(n));
+        }
+    }
     let _ = writeln!(
         md,
         "\n| batch size | transform WASM ns/event | transform native ns/event | aggregate WASM ns/add | aggregate native ns/add |"

@@ -44,6 +44,10 @@ pub fn print_summary(c: &Counters, dead: &DeadLetters) {
         eprintln!("  hot reloads: {} swapped in, {} refused, {} quarantined", c.reloads, c.refused_reloads, c.quarantines);
     }
     if c.transform_restarts > 0 {
-        eprintln!("  the transform plugin was restarted {} times after failures", c.transform_restarts);
+        let by: Vec<String> = c.transform_restarts_by.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+        eprintln!("  the transform plugin was restarted {} times after failures ({})", c.transform_restarts, by.join(", "));
+        if let Some(last) = &c.last_restart {
+            eprintln!("  the last restart's reason: {last}");
+        }
     }
 }

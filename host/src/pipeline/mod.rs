@@ -286,7 +286,15 @@ impl Pipeline {
         let Transformed { out, took, plugin } = t;
         let counters = &mut self.telemetry.counters;
         counters.transform_time += took;
+        counters.transform_guest_time += out.guest_time;
         counters.transform_restarts += u64::from(out.restarts);
+        for (code, reason) in &out.restart_reasons {
+            // Every restart is logged with its reason (the dead letters
+            // hold it too, for the events it cost).
+            tracing::warn!(plugin = %plugin, kind = %code, "restarting the transform after a failed call: {reason}");
+            *counters.transform_restarts_by.entry(code.as_str()).or_default() += 1;
+            counters.last_restart = Some(reason.clone());
+        }
         self.telemetry.latency.transform.observe(took);
         // The plugin runtime has checked every output's `source` is in the batch.
         let mut produced = vec![false; batch.events.len()];

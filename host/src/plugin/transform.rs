@@ -16,7 +16,7 @@
 //! the reason and everything else goes on.
 
 use anyhow::{bail, Context, Result};
-use runnel_event::{append_field, remove_field, Scanned, TimeFormat};
+use runnel_event::{append_field, remove_field, Scanned};
 use wasmtime::component::Component;
 use wasmtime::Store;
 
@@ -28,19 +28,12 @@ use super::runtime::{Failure, PluginRuntime, PluginState};
 use super::PluginSource;
 use crate::batch::EventBatch;
 use crate::deadletter::{Reason, Refusal};
+pub use crate::decode::FieldsSpec;
 use crate::decode::Reader;
 
 /// The most top-level fields a transform may declare: the host scans for
 /// them outside the sandbox, so their number is bounded here.
 pub const MAX_DECLARED_FIELDS: usize = 64;
-
-/// Where the key and event time of each event are.
-#[derive(Clone, Debug, Default)]
-pub struct FieldsSpec {
-    pub key_pointer: Option<String>,
-    pub time_pointer: Option<String>,
-    pub time_format: TimeFormat,
-}
 
 /// One output, as the pipeline takes it: the guest's edits applied, the
 /// key and event time its input's unless the guest set them.
@@ -71,9 +64,20 @@ pub struct TransformOutput {
     pub rejected: Vec<Rejected>,
     /// How many fresh instances the batch needed after failures.
     pub restarts: u32,
+    /// Why, one per restart: the failed call's kind and message.
+    pub restart_reasons: Vec<(Reason, String)>,
+    /// Time inside the guest (its calls); the rest of a batch's transform
+    /// time is the host's read and edits.
+    pub guest_time: std::time::Duration,
 }
 
 impl TransformOutput {
+    /// A call failed: its instance is gone, the next call starts a fresh one.
+    fn restarted(&mut self, failure: &Failure) {
+        self.restarts += 1;
+        self.restart_reasons.push((failure.code(), failure.to_string()));
+    }
+
     fn reject(&mut self, source: u32, refusal: Refusal) {
         self.rejected.push(Rejected { source, code: refusal.code, reason: refusal.reason });
     }
@@ -96,6 +100,8 @@ pub struct TransformPlugin {
     base: Reader,
     /// Set by the first `init`.
     wants: Option<Wants>,
+    /// Time inside guest calls since the last batch's result took it.
+    guest_time: std::time::Duration,
     pub source: PluginSource,
     pub report: Report,
     limits: super::runtime::Limits,
@@ -128,7 +134,17 @@ impl TransformPlugin {
             )
         })?;
         let base = Reader::from_spec(fields).map_err(|e| anyhow::anyhow!("the key or event time field: {e}"))?;
-        let mut plugin = Self { pre, live: None, config: config.to_string(), base, wants: None, source, report, limits: runtime.limits() };
+        let mut plugin = Self {
+            pre,
+            live: None,
+            config: config.to_string(),
+            base,
+            wants: None,
+            guest_time: Default::default(),
+            source,
+            report,
+            limits: runtime.limits(),
+        };
         let name = plugin.source.name.clone();
         plugin.instance(runtime).map_err(|e| e.context(format!("{name} refused to start")))?;
         Ok(plugin)
@@ -196,11 +212,11 @@ impl TransformPlugin {
         };
         runtime.arm(store);
         store.data().stderr.clear();
-        let result = instance
-            .runnel_plugin_transformer()
-            .call_transform(&mut *store, input)
-            .map_err(|e| Failure::of(&e, limits, Some(store.data())))
-            .and_then(|r| within(r, len));
+        let called = std::time::Instant::now();
+        let answer = instance.runnel_plugin_transformer().call_transform(&mut *store, input);
+        let took = called.elapsed();
+        let result = answer.map_err(|e| Failure::of(&e, limits, Some(store.data()))).and_then(|r| within(r, len));
+        self.guest_time += took;
         if result.is_err() {
             // A trapped instance cannot be used again (nor trusted after a
             // broken answer).
@@ -264,13 +280,14 @@ impl TransformPlugin {
         match self.call(runtime, &input) {
             Ok(r) => self.accept(r, &good, batch, &scans, &mut out),
             Err(failure) => {
-                out.restarts += 1;
+                out.restarted(&failure);
                 let mut budget = BisectBudget::new(good.len());
                 budget.spend(&failure);
                 self.bisect(runtime, (batch, &scans), &good, failure, &mut budget, &mut out);
             }
         }
         out.emitted.sort_by_key(|e| e.source);
+        out.guest_time = std::mem::take(&mut self.guest_time);
         out
     }
 
@@ -321,7 +338,7 @@ impl TransformPlugin {
             match self.call(runtime, &input) {
                 Ok(r) => self.accept(r, half, batch, scans, out),
                 Err(failure) => {
-                    out.restarts += 1;
+                    out.restarted(&failure);
                     budget.spend(&failure);
                     self.bisect(runtime, (batch, scans), half, failure, budget, out);
                 }
