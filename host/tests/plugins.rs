@@ -126,14 +126,18 @@ fn sum_field_sums_skips_nulls_and_refuses_non_numbers() {
         r#"{"event_value_in_usd":null}"#.to_string(),
         r#"{"event_value_in_usd":"free"}"#.to_string(),
         r#"{"event_value_in_usd":2}"#.to_string(),
+        // A payload a transform replaced with something that is not JSON:
+        // the host cannot read it, so its add is refused before the guest.
+        "{\"event_value_in_usd\":".to_string(),
     ]);
-    let ops: Vec<AccOp> = (0..4).map(|e| AccOp::Add { slot: 7, event: e }).chain([AccOp::Extract { slot: 7, pane: 0 }]).collect();
+    let ops: Vec<AccOp> = (0..5).map(|e| AccOp::Add { slot: 7, event: e }).chain([AccOp::Extract { slot: 7, pane: 0 }]).collect();
     let mut panes = vec![pane(0)];
-    let rejected = agg.apply(&ops, &mut b, &mut panes).unwrap();
+    let mut rejected = agg.apply(&ops, &mut b, &mut panes).unwrap();
+    rejected.sort_by_key(|r| r.event);
     assert_eq!(panes[0].value, Some(Value::Float(2.99)));
-    assert_eq!(rejected.len(), 1);
-    assert_eq!(rejected[0].event, 2);
+    assert_eq!(rejected.iter().map(|r| r.event).collect::<Vec<_>>(), [2, 4]);
     assert!(rejected[0].reason.contains("not a number"), "{}", rejected[0].reason);
+    assert!(rejected[1].reason.contains("not valid JSON"), "{}", rejected[1].reason);
 }
 
 fn refusal(source: PluginSource, as_transform: bool) -> String {

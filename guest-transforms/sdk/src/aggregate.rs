@@ -4,7 +4,7 @@
 use crate::bindings::aggregate::exports::runnel::plugin::aggregator as contract;
 use crate::bindings::aggregate::runnel::plugin::types as wit;
 use crate::event::Event;
-use runnel_event::{FieldScanner, Scanned};
+use runnel_event::{FieldScanner, Raw, Scanned};
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -31,13 +31,19 @@ pub trait Aggregate: Sized + 'static {
     const STATE_FORMAT: &'static str;
 
     /// False when [`Aggregate::add`] never looks at the event (a count): the
-    /// host then sends no event bytes at all.
+    /// host then sends no event data at all.
     const NEEDS_PAYLOAD: bool = true;
+
+    /// True when [`Aggregate::add`] reads whole events ([`Event::bytes`]);
+    /// by default the host reads the fields named in [`Aggregate::fields`]
+    /// natively and sends only their values.
+    const WHOLE_EVENTS: bool = false;
 
     /// Builds the aggregate from its configuration string.
     fn new(config: &str) -> Result<Self, String>;
 
-    /// The top-level fields [`Aggregate::add`] reads.
+    /// The top-level fields [`Aggregate::add`] reads (the host sends only
+    /// their values).
     fn fields(&self) -> Vec<&str> {
         Vec::new()
     }
@@ -97,14 +103,35 @@ impl<A: Aggregate> Driver<A> {
     pub fn init(config: &str) -> Result<contract::AggregateInfo, String> {
         let plugin = A::new(config)?;
         let scanner = FieldScanner::new(plugin.fields());
+        let reads = match (A::NEEDS_PAYLOAD, A::WHOLE_EVENTS) {
+            (false, _) => contract::Reads::Nothing,
+            (true, true) => contract::Reads::WholeEvents,
+            (true, false) => contract::Reads::Fields(scanner.names().to_vec()),
+        };
         let state = State::<A> { plugin, scanner, slots: Vec::new() };
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(state)));
-        Ok(contract::AggregateInfo { state_format: A::STATE_FORMAT.to_string(), needs_payload: A::NEEDS_PAYLOAD })
+        Ok(contract::AggregateInfo { state_format: A::STATE_FORMAT.to_string(), reads })
     }
 
-    pub fn add(events: wit::EventBatch, adds: Vec<contract::SlotInput>) -> Vec<contract::RejectedAdd> {
+    pub fn add(events: wit::FieldBatch, adds: Vec<contract::SlotInput>) -> Vec<contract::RejectedAdd> {
         with_state::<A, _>(|state| {
             let mut rejected = Vec::new();
+            if A::NEEDS_PAYLOAD && !A::WHOLE_EVENTS {
+                let State { plugin, scanner, slots } = state;
+                let names = scanner.names();
+                let mut values = Vec::with_capacity(names.len());
+                for (index, add) in adds.iter().enumerate() {
+                    let outcome = match row(&events, add.event, names.len(), &mut values) {
+                        Some(()) => plugin.add(slot_mut(slots, add.slot), &Event::new(names, &values, None)),
+                        None => Err(format!("host bug: event {} is not in the batch", add.event)),
+                    };
+                    if let Err(reason) = outcome {
+                        rejected.push(contract::RejectedAdd { index: index as u32, reason });
+                    }
+                }
+                return rejected;
+            }
+            let events = events.events;
             if !A::NEEDS_PAYLOAD {
                 let event = Event::new(&[], &[], Some(b"{}"));
                 let State { plugin, slots, .. } = state;
@@ -200,6 +227,24 @@ impl<A: Aggregate> Driver<A> {
         });
         Ok(())
     }
+}
+
+/// Event `index`'s declared values (`fields` of them) into `values`;
+/// `None` if the batch has no such event.
+fn row<'a>(batch: &'a wit::FieldBatch, index: u32, fields: usize, values: &mut Vec<Option<Raw<'a>>>) -> Option<()> {
+    values.clear();
+    if index >= batch.count {
+        return None;
+    }
+    let first = index as usize * fields;
+    let mut start = if first == 0 { 0 } else { *batch.ends.get(first - 1)? as usize };
+    for k in first..first + fields {
+        let end = *batch.ends.get(k)? as usize;
+        let text = batch.values.get(start..end)?;
+        start = end;
+        values.push(if text.is_empty() { None } else { std::str::from_utf8(text).ok().map(Raw::from_json) });
+    }
+    Some(())
 }
 
 fn event_bytes(batch: &wit::EventBatch, index: u32) -> Option<&[u8]> {

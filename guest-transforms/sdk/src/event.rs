@@ -22,12 +22,13 @@ impl<'a> Event<'a> {
     /// The event's JSON bytes, as received.
     ///
     /// # Panics
-    /// Unless the transform asked for whole events
-    /// ([`Transform::whole_events`](crate::Transform::whole_events)): by
+    /// Unless the plugin asked for whole events
+    /// ([`Transform::whole_events`](crate::Transform::whole_events),
+    /// [`Aggregate::WHOLE_EVENTS`](crate::Aggregate::WHOLE_EVENTS)): by
     /// default the host sends only the fields named in `fields()`.
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes.unwrap_or_else(|| {
-            panic!("Event::bytes() reads the whole event, but the host sends only the fields in fields(); return true from Transform::whole_events(), or read fields with Event::str and friends")
+            panic!("Event::bytes() reads the whole event, but the host sends only the fields in fields(); return true from Transform::whole_events() (or set Aggregate::WHOLE_EVENTS), or read fields with Event::str and friends")
         })
     }
 

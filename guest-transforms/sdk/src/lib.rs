@@ -125,7 +125,7 @@ macro_rules! export_aggregate {
                 fn init(config: String) -> Result<contract::AggregateInfo, String> {
                     D::init(&config)
                 }
-                fn add(events: types::EventBatch, adds: Vec<contract::SlotInput>) -> Vec<contract::RejectedAdd> {
+                fn add(events: types::FieldBatch, adds: Vec<contract::SlotInput>) -> Vec<contract::RejectedAdd> {
                     D::add(events, adds)
                 }
                 fn merge(target: u32, sources: Vec<u32>) {

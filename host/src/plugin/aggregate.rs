@@ -2,6 +2,10 @@
 //! operations, batching consecutive operations of one kind into one call
 //! (all the adds of a batch are usually a single `add` call).
 //!
+//! What the guest reads of each event is its own declaration: nothing (a
+//! count), whole events, or some top-level fields, which the host reads
+//! natively and sends as values only (contract 0.2).
+//!
 //! Accumulators live inside the guest instance. If the guest traps, that
 //! state is gone, so a failed call is an error for the whole pipeline run
 //! (nothing is acknowledged, so an at-least-once source redelivers); a
@@ -17,7 +21,9 @@ use super::contract::{load, Kind, Report};
 use super::runtime::{Failure, Limits, PluginRuntime, PluginState};
 use super::PluginSource;
 use crate::accumulate::{Accumulators, EventBatch, RejectedAdd};
+use crate::plugin::transform::MAX_DECLARED_FIELDS;
 use crate::window::{AccOp, Pane, Value};
+use runnel_event::FieldScanner;
 
 /// An aggregate call that failed. The instance, and with it every
 /// accumulator it held, is gone: what that costs is the caller's to say
@@ -52,7 +58,13 @@ pub struct AggregatePlugin {
     /// the plugin reads no payloads).
     add_events: Vec<u32>,
     slots: Vec<u32>,
-    empty: wit::EventBatch,
+    /// For an aggregate that reads fields: the scanner, and each declared
+    /// field's index in a scan.
+    fields: Option<(FieldScanner, Vec<usize>)>,
+}
+
+fn empty_input() -> wit::FieldBatch {
+    wit::FieldBatch { count: 0, values: Vec::new(), ends: Vec::new(), events: wit::EventBatch { bytes: Vec::new(), ends: Vec::new() } }
 }
 
 impl AggregatePlugin {
@@ -78,18 +90,21 @@ impl AggregatePlugin {
             .map_err(|e| Failure::of(&e, limits, None))
             .with_context(|| format!("{} refused to start", source.name))?
             .map_err(|reason| anyhow!("{} refused its configuration: {reason}", source.name))?;
-        Ok(Self {
-            store,
-            instance,
-            info,
-            source,
-            report,
-            limits,
-            adds: Vec::new(),
-            add_events: Vec::new(),
-            slots: Vec::new(),
-            empty: wit::EventBatch { bytes: Vec::new(), ends: Vec::new() },
-        })
+        let fields = match &info.reads {
+            contract::Reads::Fields(names) => {
+                anyhow::ensure!(
+                    names.len() <= MAX_DECLARED_FIELDS,
+                    "{} declares {} fields; at most {MAX_DECLARED_FIELDS} are read for an aggregate (read whole events instead: Aggregate::WHOLE_EVENTS)",
+                    source.name,
+                    names.len()
+                );
+                let mut scanner = FieldScanner::default();
+                let indexes = names.iter().map(|n| scanner.index_of(n)).collect();
+                Some((scanner, indexes))
+            }
+            _ => None,
+        };
+        Ok(Self { store, instance, info, source, report, limits, adds: Vec::new(), add_events: Vec::new(), slots: Vec::new(), fields })
     }
 
     /// The accumulator encoding the plugin declares (for hot-reload carry-over).
@@ -120,20 +135,73 @@ impl AggregatePlugin {
         AggregateFailed { plugin: self.source.name.clone(), call, failure: Failure::of(&err, self.limits, Some(self.store.data())) }.into()
     }
 
+    fn call_add(&mut self, input: &wit::FieldBatch) -> wasmtime::Result<Vec<contract::RejectedAdd>> {
+        super::runtime::arm_store(&mut self.store, self.limits);
+        self.instance.runnel_plugin_aggregator().call_add(&mut self.store, input, &self.adds)
+    }
+
+    /// The declared fields' values of every event of the batch, read
+    /// natively. An event that cannot be read (a transform's replaced
+    /// payload that is not a JSON object) has its adds refused here, with
+    /// the reason, and is not sent.
+    fn field_values(&mut self, events: &EventBatch, rejected: &mut Vec<RejectedAdd>) -> wit::FieldBatch {
+        let (scanner, indexes) = self.fields.as_ref().expect("set for an aggregate that reads fields");
+        let mut input = empty_input();
+        input.count = events.len() as u32;
+        let mut unreadable = Vec::new();
+        for i in 0..events.len() {
+            match scanner.scan(events.get(i)) {
+                Ok(scanned) => {
+                    for &field in indexes {
+                        if let Some(raw) = scanned.get(field) {
+                            input.values.extend_from_slice(raw.get().as_bytes());
+                        }
+                        input.ends.push(input.values.len() as u32);
+                    }
+                }
+                Err(e) => {
+                    unreadable.push((i as u32, e.to_string()));
+                    input.ends.extend(std::iter::repeat_n(input.values.len() as u32, indexes.len()));
+                }
+            }
+        }
+        if !unreadable.is_empty() {
+            let (adds, add_events) = (std::mem::take(&mut self.adds), std::mem::take(&mut self.add_events));
+            for (add, event) in adds.into_iter().zip(add_events) {
+                match unreadable.iter().find(|(e, _)| *e == event) {
+                    Some((_, reason)) => rejected.push(RejectedAdd { event, reason: reason.clone() }),
+                    None => {
+                        self.adds.push(add);
+                        self.add_events.push(event);
+                    }
+                }
+            }
+        }
+        input
+    }
+
     fn flush_adds(&mut self, events: &mut EventBatch, rejected: &mut Vec<RejectedAdd>) -> Result<()> {
         if self.adds.is_empty() {
             return Ok(());
         }
-        super::runtime::arm_store(&mut self.store, self.limits);
-        let agg = self.instance.runnel_plugin_aggregator();
-        let result = if self.info.needs_payload {
-            let batch = wit::EventBatch { bytes: std::mem::take(&mut events.bytes), ends: std::mem::take(&mut events.ends) };
-            let r = agg.call_add(&mut self.store, &batch, &self.adds);
-            events.bytes = batch.bytes;
-            events.ends = batch.ends;
-            r
-        } else {
-            agg.call_add(&mut self.store, &self.empty, &self.adds)
+        let result = match &self.info.reads {
+            contract::Reads::Nothing => self.call_add(&empty_input()),
+            contract::Reads::WholeEvents => {
+                let mut input = empty_input();
+                input.count = events.len() as u32;
+                input.events = wit::EventBatch { bytes: std::mem::take(&mut events.bytes), ends: std::mem::take(&mut events.ends) };
+                let r = self.call_add(&input);
+                events.bytes = input.events.bytes;
+                events.ends = input.events.ends;
+                r
+            }
+            contract::Reads::Fields(_) => {
+                let input = self.field_values(events, rejected);
+                if self.adds.is_empty() {
+                    return Ok(());
+                }
+                self.call_add(&input)
+            }
         };
         let refused = result.map_err(|e| self.fail("add", e))?;
         for r in refused {
@@ -158,7 +226,7 @@ impl AggregatePlugin {
 
 impl Accumulators for AggregatePlugin {
     fn needs_payload(&self) -> bool {
-        self.info.needs_payload
+        !matches!(self.info.reads, contract::Reads::Nothing)
     }
 
     fn apply(&mut self, ops: &[AccOp], events: &mut EventBatch, panes: &mut [Pane]) -> Result<Vec<RejectedAdd>> {
@@ -168,7 +236,8 @@ impl Accumulators for AggregatePlugin {
             match &ops[i] {
                 AccOp::Add { .. } => {
                     while let Some(AccOp::Add { slot, event }) = ops.get(i) {
-                        self.adds.push(contract::SlotInput { slot: *slot, event: if self.info.needs_payload { *event } else { 0 } });
+                        let needs = !matches!(self.info.reads, contract::Reads::Nothing);
+                        self.adds.push(contract::SlotInput { slot: *slot, event: if needs { *event } else { 0 } });
                         self.add_events.push(*event);
                         i += 1;
                     }
