@@ -266,26 +266,30 @@ fn events_that_are_not_json_objects_never_reach_the_guest() {
     assert!(out.rejected[1].reason.contains("not a JSON object"), "{:?}", out.rejected[1]);
 }
 
-#[test]
-fn an_edit_that_is_not_json_costs_only_its_event() {
+/// The `hostile` guest in `mode`, misbehaving on events named "poison",
+/// run on three events (the second is the poison); what came out, by source.
+fn hostile_on_three(mode: &str) -> (Vec<u32>, Vec<runnel::plugin::transform::Rejected>) {
     let rt = runtime();
     let hostile = PluginSource::from_file(&built_guest("hostile")).unwrap();
-    let mut t = TransformPlugin::load(&rt, hostile, r#"{"mode":"bad-edit","when":"poison"}"#, &fields()).unwrap();
+    let mut t = TransformPlugin::load(&rt, hostile, &format!(r#"{{"mode":"{mode}","when":"poison"}}"#), &fields()).unwrap();
     let out = t.transform(&rt, &batch(&[event("U1", "a", 1), event("U2", "poison", 2), event("U3", "b", 3)]));
-    assert_eq!(out.emitted.iter().map(|e| e.source).collect::<Vec<_>>(), [0, 2]);
-    assert_eq!((out.rejected.len(), out.rejected[0].source, out.rejected[0].code), (1, 1, Reason::ContractViolation));
-    assert!(out.rejected[0].reason.contains("\"weekday\" with a value that is not one JSON value"), "{:?}", out.rejected[0]);
+    (out.emitted.iter().map(|e| e.source).collect(), out.rejected)
+}
+
+#[test]
+fn an_edit_that_is_not_json_costs_only_its_event() {
+    let (emitted, rejected) = hostile_on_three("bad-edit");
+    assert_eq!(emitted, [0, 2]);
+    assert_eq!((rejected.len(), rejected[0].source, rejected[0].code), (1, 1, Reason::ContractViolation));
+    assert!(rejected[0].reason.contains("\"weekday\" with a value that is not one JSON value"), "{:?}", rejected[0]);
 }
 
 #[test]
 fn reading_a_whole_event_without_asking_fails_with_advice() {
-    let rt = runtime();
-    let hostile = PluginSource::from_file(&built_guest("hostile")).unwrap();
-    let mut t = TransformPlugin::load(&rt, hostile, r#"{"mode":"read-bytes","when":"x"}"#, &fields()).unwrap();
-    let out = t.transform(&rt, &batch(&[event("U1", "x", 1), event("U2", "y", 2)]));
-    assert_eq!(out.emitted.iter().map(|e| e.source).collect::<Vec<_>>(), [1]);
-    assert_eq!(out.rejected[0].code, Reason::PluginFailed);
-    assert!(out.rejected[0].reason.contains("Transform::whole_events"), "{:?}", out.rejected[0]);
+    let (emitted, rejected) = hostile_on_three("read-bytes");
+    assert_eq!(emitted, [0, 2]);
+    assert_eq!((rejected.len(), rejected[0].source, rejected[0].code), (1, 1, Reason::PluginFailed));
+    assert!(rejected[0].reason.contains("Transform::whole_events"), "{:?}", rejected[0]);
 }
 
 #[test]

@@ -131,50 +131,12 @@ impl FieldScanner {
     /// Reads the fields into `values`; false for valid JSON that is not an
     /// object.
     fn fields<'a>(&self, c: &mut Cursor<'a>, values: &mut [Option<Raw<'a>>]) -> Result<bool, Fault> {
-        c.skip_whitespace();
-        match c.peek() {
-            Some(b'{') => c.at += 1,
-            Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-                // Another kind of value: say so only if it is valid JSON.
-                c.skip_value(0)?;
-                c.skip_whitespace();
-                if c.at != c.bytes.len() {
-                    return Err(c.expected("the end of the event"));
-                }
-                return Ok(false);
+        object_members(c, |c, member| {
+            if let Some(i) = self.wanted(member.key) {
+                values[i] = Some(c.raw_value(member.value_start)?);
             }
-            _ => return Err(c.expected("a JSON object")),
-        }
-        c.skip_whitespace();
-        if c.peek() == Some(b'}') {
-            c.at += 1;
-        } else {
-            loop {
-                let key = c.key()?;
-                let start = c.at;
-                c.skip_value(1)?;
-                if let Some(i) = self.wanted(key) {
-                    values[i] = Some(c.raw_value(start)?);
-                }
-                c.skip_whitespace();
-                match c.peek() {
-                    Some(b',') => {
-                        c.at += 1;
-                        c.skip_whitespace();
-                    }
-                    Some(b'}') => {
-                        c.at += 1;
-                        break;
-                    }
-                    _ => return Err(c.expected("`,` or `}`")),
-                }
-            }
-        }
-        c.skip_whitespace();
-        if c.at != c.bytes.len() {
-            return Err(c.expected("the end of the event after its closing `}`"));
-        }
-        Ok(true)
+            Ok(())
+        })
     }
 
     fn wanted(&self, key: Cow<'_, [u8]>) -> Option<usize> {
@@ -203,22 +165,44 @@ pub fn remove_field(event: &[u8], name: &str) -> Result<Vec<u8>, ScanError> {
     Ok(out)
 }
 
-/// One top-level member: its key and where its text (key to value) is.
+/// One top-level member as [`object_members`] finds it.
 struct Member<'a> {
     key: Cow<'a, [u8]>,
+    /// Where its text (key to value) is.
     span: std::ops::Range<usize>,
 }
 
-/// The members of the object `c` holds (validated to the end), or `None`
-/// when it is valid JSON but not an object.
-fn top_level_members<'a>(c: &mut Cursor<'a>) -> Result<Option<Vec<Member<'a>>>, Fault> {
-    let mut members = Vec::new();
+/// Where [`object_members`] is in a member, for its callback: the key,
+/// where the member starts and where its value starts (the cursor is at the
+/// value's end).
+struct MemberAt<'a> {
+    key: Cow<'a, [u8]>,
+    start: usize,
+    value_start: usize,
+}
+
+/// Validates the event `c` holds to its end, calling `member` for each
+/// top-level member of an object; false for valid JSON that is not an
+/// object. The one walk both the scanner and the field editor use.
+#[inline(always)]
+fn object_members<'a>(
+    c: &mut Cursor<'a>,
+    mut member: impl FnMut(&mut Cursor<'a>, MemberAt<'a>) -> Result<(), Fault>,
+) -> Result<bool, Fault> {
     c.skip_whitespace();
-    if c.peek() != Some(b'{') {
-        c.skip_value(0)?;
-        return Ok(None);
+    match c.peek() {
+        Some(b'{') => c.at += 1,
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            // Another kind of value: say so only if it is valid JSON.
+            c.skip_value(0)?;
+            c.skip_whitespace();
+            if c.at != c.bytes.len() {
+                return Err(c.expected("the end of the event"));
+            }
+            return Ok(false);
+        }
+        _ => return Err(c.expected("a JSON object")),
     }
-    c.at += 1;
     c.skip_whitespace();
     if c.peek() == Some(b'}') {
         c.at += 1;
@@ -226,8 +210,9 @@ fn top_level_members<'a>(c: &mut Cursor<'a>) -> Result<Option<Vec<Member<'a>>>, 
         loop {
             let start = c.at;
             let key = c.key()?;
+            let value_start = c.at;
             c.skip_value(1)?;
-            members.push(Member { key, span: start..c.at });
+            member(c, MemberAt { key, start, value_start })?;
             c.skip_whitespace();
             match c.peek() {
                 Some(b',') => {
@@ -246,7 +231,18 @@ fn top_level_members<'a>(c: &mut Cursor<'a>) -> Result<Option<Vec<Member<'a>>>, 
     if c.at != c.bytes.len() {
         return Err(c.expected("the end of the event after its closing `}`"));
     }
-    Ok(Some(members))
+    Ok(true)
+}
+
+/// The members of the object `c` holds, or `None` when it is valid JSON
+/// but not an object.
+fn top_level_members<'a>(c: &mut Cursor<'a>) -> Result<Option<Vec<Member<'a>>>, Fault> {
+    let mut members = Vec::new();
+    let object = object_members(c, |c, m| {
+        members.push(Member { key: m.key, span: m.start..c.at });
+        Ok(())
+    })?;
+    Ok(object.then_some(members))
 }
 
 /// The most containers an event may nest (serde_json's recursion limit;
