@@ -61,6 +61,11 @@ impl Counters {
         self.transform_time.as_nanos() as f64 / self.events_in.max(1) as f64
     }
 
+    /// The part of [`Counters::transform_ns_per_event`] inside the guest.
+    pub fn transform_guest_ns_per_event(&self) -> f64 {
+        self.transform_guest_time.as_nanos() as f64 / self.events_in.max(1) as f64
+    }
+
     /// Aggregate time per windowed element, in nanoseconds.
     pub fn aggregate_ns_per_event(&self) -> f64 {
         self.aggregate_time.as_nanos() as f64 / self.elements.max(1) as f64
