@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use runnel::cmd;
 
+// mimalloc rather than the system allocator: an event's output (2.6 KB)
+// is bigger than glibc's per-thread cache serves, and glibc's bins made
+// malloc/free about a tenth of a pipeline's time (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// runnel — a streaming pipeline host.
 ///
 /// Click events in, a per-event transform and a per-key aggregation as

@@ -167,3 +167,24 @@ pub fn admin_pipeline_file(dir: &Path, input: &Path, token: &str, admin_extra: &
     std::fs::write(&path, text).expect("a writable temporary directory");
     path
 }
+
+/// A Python plugin (`folder` under guest-transforms/python, holding
+/// app.py), built by scripts/python-plugin.sh once per test process.
+pub fn python_plugin(folder: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<BTreeMap<String, PathBuf>> = std::sync::Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(folder) {
+        return path.clone();
+    }
+    let root = repo_root();
+    let out = root.join("target/test-artifacts/python").join(format!("{}.wasm", folder.replace('/', "-")));
+    let output = std::process::Command::new("bash")
+        .arg(root.join("scripts/python-plugin.sh"))
+        .arg(root.join("guest-transforms/python").join(folder))
+        .arg(&out)
+        .output()
+        .expect("bash runs scripts/python-plugin.sh");
+    assert!(output.status.success(), "building the Python plugin {folder} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    built.insert(folder.to_string(), out.clone());
+    out
+}

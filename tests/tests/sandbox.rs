@@ -4,7 +4,10 @@
 //! its outputs are each contained. The poison events go to the dead letters
 //! with the reason; every other event is counted exactly once. A batch in
 //! which every event hangs costs a few budgets, not 2n-1, and a transform
-//! quarantined with no earlier version is no longer called.
+//! quarantined with no earlier version is no longer called. Python
+//! plugins (the Python SDK's hostile guest) are contained the same way: an
+//! exception, an exception that escapes the SDK, an endless loop, unbounded
+//! memory.
 
 use runnel::config::PipelineConfig;
 use runnel::pipeline::Pipeline;
@@ -20,6 +23,12 @@ fn run_hostile(mode: &str, memory_mib: u32) -> Vec<String> {
 /// [`run_hostile`] with any test guest and more settings (a `[pipeline]`
 /// table); returns the dead letters.
 fn run_guest(guest: &str, mode: &str, memory_mib: u32, pipeline: &str) -> Vec<runnel::deadletter::DeadLetter> {
+    run_plugin(&runnel::plugin::bundled::built_guest(guest), guest, mode, memory_mib, pipeline)
+}
+
+/// [`run_guest`] with a plugin file; `guest` is what its recorded version
+/// names.
+fn run_plugin(plugin: &std::path::Path, guest: &str, mode: &str, memory_mib: u32, pipeline: &str) -> Vec<runnel::deadletter::DeadLetter> {
     let dir = tempfile::tempdir().unwrap();
     let good: Vec<String> = flood_it_lines().into_iter().take(300).collect();
     let poison = |i: usize| {
@@ -34,7 +43,6 @@ fn run_guest(guest: &str, mode: &str, memory_mib: u32, pipeline: &str) -> Vec<ru
     lines.insert(201, poison(200));
     let input = dir.path().join("input.ndjson");
     std::fs::write(&input, lines.join("\n")).unwrap();
-    let plugin = runnel::plugin::bundled::built_guest(guest);
     let text = format!(
         r#"
 [source]
@@ -85,6 +93,13 @@ max_memory_mib = {memory_mib}
     assert_eq!(actual, count_per_user_window(&expected_lines, 60_000_000), "mode {mode}: good events counted once");
     assert_eq!(reasons.len() as u64, counters.dead_letters);
     dead
+}
+
+/// [`run_hostile`] with the Python hostile guest
+/// (guest-transforms/python/test-guests/hostile).
+fn run_python_hostile(mode: &str, memory_mib: u32) -> Vec<String> {
+    let plugin = runnel_tests::python_plugin("test-guests/hostile");
+    run_plugin(&plugin, "hostile", mode, memory_mib, "").into_iter().map(|d| d.reason).collect()
 }
 
 fn assert_two(reasons: &[String], needle: &str) {
@@ -147,6 +162,29 @@ fn a_transform_that_names_events_outside_its_batch_has_them_dead_lettered() {
         assert_eq!(d.code, runnel::deadletter::Reason::ContractViolation);
         assert!(d.reason.contains("broke the contract: its answer names event"), "{}", d.reason);
     }
+}
+
+#[test]
+fn a_python_exception_on_one_event_rejects_only_that_event() {
+    // The SDK turns it into a refusal naming the exception and its line.
+    assert_two(&run_python_hostile("raise", 64), "ZeroDivisionError: division by zero (line ");
+}
+
+#[test]
+fn an_exception_that_escapes_the_python_sdk_is_named() {
+    // It aborts the interpreter's call: the host restarts the plugin and
+    // the reason is the exception and where it was raised.
+    assert_two(&run_python_hostile("escape", 64), "Escape: hostile: escaping on poison (File ");
+}
+
+#[test]
+fn an_endless_loop_in_python_is_cut_at_its_time_budget() {
+    assert_two(&run_python_hostile("loop", 64), "ran past its time budget of 1000 ms");
+}
+
+#[test]
+fn unbounded_memory_growth_in_python_hits_the_cap() {
+    assert_two(&run_python_hostile("grow", 64), "grow its memory past the limit of 64 MiB");
 }
 
 /// A pipeline of `n` poison events in batches of `batch`, through the

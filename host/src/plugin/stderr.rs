@@ -35,14 +35,33 @@ impl StderrTail {
         self.0.lock().expect("not poisoned").clear();
     }
 
-    /// What a panicking guest said: the text after "panicked at", on one line.
+    /// What a panicking guest said: the text after "panicked at", on one
+    /// line; for a Python plugin (whose runtime panics on an exception it
+    /// could not hand back), the exception and where it was raised.
     pub fn panic_message(&self) -> Option<String> {
         let tail = self.0.lock().expect("not poisoned");
         let text = String::from_utf8_lossy(&tail);
         let at = text.rfind("panicked at ")?;
+        if let Some(exception) = python_exception(&text[..at]) {
+            return Some(exception.chars().take(300).collect());
+        }
         let message: String = text[at..].split_whitespace().collect::<Vec<_>>().join(" ");
         let message = message.split(" note: run with `RUST_BACKTRACE").next().unwrap_or(&message).to_string();
         Some(message.chars().take(300).collect())
+    }
+}
+
+/// The last Python traceback in `text`, as "ExceptionType: message (File
+/// "app.py", line 12, in transform)".
+fn python_exception(text: &str) -> Option<String> {
+    let start = text.rfind("Traceback (most recent call last):")?;
+    let lines: Vec<&str> = text[start..].lines().skip(1).collect();
+    // The exception is the first line after the frames (frames and their
+    // source lines are indented).
+    let exception = lines.iter().find(|l| !l.is_empty() && !l.starts_with(' '))?;
+    match lines.iter().rev().find(|l| l.trim_start().starts_with("File \"")) {
+        Some(place) => Some(format!("{exception} ({})", place.trim())),
+        None => Some(exception.to_string()),
     }
 }
 
@@ -96,5 +115,18 @@ mod tests {
         assert_eq!(tail.panic_message().as_deref(), Some("panicked at src/lib.rs:20:5: not yet implemented: keep gameplay events"));
         tail.clear();
         assert_eq!(tail.panic_message(), None);
+    }
+
+    #[test]
+    fn names_the_exception_of_a_python_plugin() {
+        // What componentize-py's runtime writes when a Python exception
+        // escapes an export: the traceback, then its own panic.
+        let tail = StderrTail::default();
+        tail.push(b"Traceback (most recent call last):\n  File \"/0/runnel_sdk/transform.py\", line 125, in transform\n    plugin.transform(event, out)\n  File \"/1/app.py\", line 42, in transform\n    raise Escape(\"hostile: escaping on poison\")\napp.Escape: hostile: escaping on poison\n");
+        tail.push(b"\nthread '<unnamed>' panicked at runtime/src/lib.rs:1280:25:\nPython function threw an unexpected exception\n");
+        assert_eq!(
+            tail.panic_message().as_deref(),
+            Some("app.Escape: hostile: escaping on poison (File \"/1/app.py\", line 42, in transform)")
+        );
     }
 }

@@ -1,0 +1,112 @@
+"""What a plugin reads of one event: the values of the fields it declared
+(read by the host, natively, before the call), and the whole event only
+when it asked for whole events."""
+
+import json
+import traceback
+
+
+class Refuse(Exception):
+    """Raise to refuse the current event: it goes to the dead letters with
+    this message as the reason, and the rest of the batch goes on. (Any
+    other exception does the same; `Refuse` says it was meant.)"""
+
+
+class Event:
+    """One event as a plugin sees it. Values are JSON text until you ask
+    for them as Python values (`get`, `str`, `int`, `float`)."""
+
+    __slots__ = ("_index", "_values", "_whole")
+
+    def __init__(self, index, values, whole):
+        self._index = index
+        self._values = values
+        self._whole = whole
+
+    def raw(self, name):
+        """The field's JSON text as the event has it (`'"20180803"'`), or
+        None when the event has no such field. Raises KeyError for a
+        field the plugin did not declare in `fields()`."""
+        try:
+            return self._values[self._index[name]]
+        except KeyError:
+            raise KeyError(
+                f"field {name!r} was not declared: return it from fields() "
+                "so the host reads it for you"
+            ) from None
+
+    def get(self, name, default=None):
+        """The field as a Python value (dict, list, str, int, float, bool,
+        None), or `default` when the event has no such field."""
+        text = self.raw(name)
+        return default if text is None else json.loads(text)
+
+    def str(self, name):
+        """The field when it is a JSON string, else None."""
+        value = self.get(name)
+        return value if isinstance(value, str) else None
+
+    def int(self, name):
+        """The field when it is an integer (or a string of digits, as
+        BigQuery exports write int64), else None."""
+        value = self.get(name)
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                return None
+        return None
+
+    def float(self, name):
+        """The field when it is a number, else None."""
+        value = self.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value)
+
+    def bytes(self):
+        """The whole event (UTF-8 JSON). Only for plugins whose
+        `whole_events()` returns True: the host sends just the declared
+        fields otherwise, which is much faster."""
+        if self._whole is None:
+            raise RuntimeError(
+                "event.bytes() needs the whole event: return True from "
+                "whole_events() (or declare the fields you read in fields())"
+            )
+        return self._whole
+
+
+def values_of(batch, fields):
+    """Splits a field batch into one list of JSON texts (None: absent) per
+    event, and the whole events when the batch carries them."""
+    values, ends = batch.values, batch.ends
+    rows, start = [], 0
+    for i in range(batch.count):
+        row = []
+        for k in range(i * fields, (i + 1) * fields):
+            end = ends[k]
+            row.append(values[start:end].decode() if end > start else None)
+            start = end
+        rows.append(row)
+    events = batch.events
+    if events.ends:
+        whole, start = [], 0
+        for end in events.ends:
+            whole.append(events.bytes[start:end])
+            start = end
+    else:
+        whole = [None] * batch.count
+    return rows, whole
+
+
+def reason_of(error):
+    """A dead letter's reason for an exception a plugin raised."""
+    if isinstance(error, Refuse):
+        return str(error) or "refused"
+    frame = traceback.extract_tb(error.__traceback__)[-1:]
+    where = f" (line {frame[0].lineno})" if frame else ""
+    return f"{type(error).__name__}: {error}{where}"
