@@ -213,13 +213,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The participant's loop: build an exercise crate, grade it, hot-swap it into a running pipeline.
+    /// The participant's loop: build an exercise (Rust or Python), grade it, hot-swap it into a running pipeline.
     ///
-    /// Builds the crate for wasm32-wasip2, grades it on the visible cases,
+    /// Builds the exercise (a Rust crate for wasm32-wasip2, or a Python
+    /// folder with app.py: see `runnel build`), grades it on the visible cases,
     /// and with --config (a running pipeline's file with an [admin] table;
     /// RUNNEL_ADMIN_TOKEN set) swaps it in once every case passes.
     Try {
-        /// The exercise crate's directory, e.g. guest-transforms/exercises/02-add-weekday.
+        /// The exercise's directory, e.g. guest-transforms/exercises/02-add-weekday
+        /// (Rust) or guest-transforms/python/exercises/02-add-weekday (Python).
         crate_dir: PathBuf,
         /// The exercise, when the directory does not say (e.g. for a copy).
         #[arg(long)]
@@ -233,6 +235,24 @@ enum Command {
         /// Swap it in even if cases fail.
         #[arg(long)]
         force: bool,
+    },
+    /// Build a plugin: a Rust crate or a Python folder to a .wasm component.
+    ///
+    /// A folder with Cargo.toml is built by cargo for wasm32-wasip2 (add the
+    /// target once: `rustup target add wasm32-wasip2`). A folder with app.py
+    /// (ending with `Transformer = export(...)` or `Aggregator =
+    /// export(...)`, see guest-transforms/python) is built by componentize-py
+    /// against the contract and the Python SDK this binary carries; the
+    /// first Python build creates a virtualenv for it (RUNNEL_PYTHON_VENV,
+    /// else python-venv in the plugin cache folder), which needs python3 and
+    /// PyPI.
+    Build {
+        /// The plugin's folder.
+        dir: PathBuf,
+        /// Where to write the .wasm [default: DIR/plugin.wasm for Python;
+        /// cargo's target/ folder for Rust].
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
     /// Check a plugin against the contract: its world, exports, size, or why it is refused.
     Check {
@@ -358,6 +378,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Try { crate_dir, exercise, config, admin, force } => {
             cmd::try_exercise::run(&cmd::try_exercise::TryOptions { crate_dir, exercise, config, admin, force })?;
+        }
+        Command::Build { dir, out } => {
+            let wasm = cmd::build::plugin(&dir, out.as_deref())?;
+            let report = cmd::check::run(&wasm)?;
+            println!("{}: built, a runnel plugin\n{report}", wasm.display());
         }
         Command::Check { plugin } => {
             let report = cmd::check::run(&plugin)?;

@@ -169,7 +169,7 @@ pub fn admin_pipeline_file(dir: &Path, input: &Path, token: &str, admin_extra: &
 }
 
 /// A Python plugin (`folder` under guest-transforms/python, holding
-/// app.py), built by scripts/python-plugin.sh once per test process.
+/// app.py), built by `runnel build`'s code once per test process.
 pub fn python_plugin(folder: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<BTreeMap<String, PathBuf>> = std::sync::Mutex::new(BTreeMap::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
@@ -178,13 +178,8 @@ pub fn python_plugin(folder: &str) -> PathBuf {
     }
     let root = repo_root();
     let out = root.join("target/test-artifacts/python").join(format!("{}.wasm", folder.replace('/', "-")));
-    let output = std::process::Command::new("bash")
-        .arg(root.join("scripts/python-plugin.sh"))
-        .arg(root.join("guest-transforms/python").join(folder))
-        .arg(&out)
-        .output()
-        .expect("bash runs scripts/python-plugin.sh");
-    assert!(output.status.success(), "building the Python plugin {folder} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let dir = root.join("guest-transforms/python").join(folder);
+    runnel::cmd::build::python(&dir, &out).unwrap_or_else(|e| panic!("building the Python plugin {folder} failed: {e:#}"));
     built.insert(folder.to_string(), out.clone());
     out
 }

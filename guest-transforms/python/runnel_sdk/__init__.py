@@ -16,7 +16,7 @@ A transform (built against the `transform` world)::
     Transformer = export(AddWeekday)
 
 An aggregate (built against the `aggregate` world): see
-`runnel_sdk.aggregate`. Build either with `scripts/python-plugin.sh`.
+`runnel_sdk.aggregate`. Build either with `runnel build DIR`.
 
 Layout: `event` (what a plugin reads of one event), `transform` and
 `aggregate` (the base classes and the adapters to the contract). This

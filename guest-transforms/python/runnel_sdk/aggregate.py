@@ -38,8 +38,9 @@ class Aggregate:
         raise NotImplementedError("override create_accumulator(self)")
 
     def add_input(self, accumulator, event: Event):
-        """Returns the accumulator with `event` added; raise to dead-letter
-        the event."""
+        """Returns the accumulator with `event` added; raise `Refuse("why")`
+        to refuse the event (any other exception is a bug, as for a
+        transform)."""
         raise NotImplementedError("override add_input(self, accumulator, event)")
 
     def merge_accumulators(self, accumulators):
@@ -113,8 +114,8 @@ def export(cls):
                 try:
                     event = Event(index, rows[add.event], whole[add.event]) if rows else empty
                     slots[add.slot] = plugin().add_input(accumulator(add.slot), event)
-                except Exception as e:
-                    rejected.append(contract.RejectedAdd(i, reason_of(e)))
+                except Refuse as e:
+                    rejected.append(contract.RejectedAdd(i, str(e) or "refused"))
             return rejected
 
         def merge(self, target, sources):

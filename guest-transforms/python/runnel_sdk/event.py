@@ -8,8 +8,10 @@ import traceback
 
 class Refuse(Exception):
     """Raise to refuse the current event: it goes to the dead letters with
-    this message as the reason, and the rest of the batch goes on. (Any
-    other exception does the same; `Refuse` says it was meant.)"""
+    this message as the reason (`refused`), and the rest of the batch goes
+    on. Any other exception is a bug, like a panic in a Rust plugin: the
+    event is dead-lettered as `plugin_failed` with the exception and where
+    it was raised, and the plugin is restarted."""
 
 
 class Event:

@@ -29,7 +29,9 @@ class Transform:
 
     def transform(self, event: Event, out: "Emit"):
         """Emit zero, one or many outputs for `event` with `out`; raise
-        (e.g. `Refuse("why")`) to dead-letter it."""
+        `Refuse("why")` to refuse it (a dead letter with that reason). Any
+        other exception is a bug: the event is dead-lettered as
+        `plugin_failed` with the exception, and the plugin restarted."""
         raise NotImplementedError("override transform(self, event, out)")
 
 
@@ -123,9 +125,13 @@ def export(cls):
                 outputs = []
                 try:
                     plugin.transform(Event(index, row, event_bytes), Emit(source, outputs))
-                except Exception as e:
-                    rejected.append(contract.Rejected(source, reason_of(e)))
+                except Refuse as e:
+                    rejected.append(contract.Rejected(source, str(e) or "refused"))
                     continue
+                # Any other exception is a bug, as a panic is in Rust: it
+                # ends the call, and the host retries the batch without the
+                # event that raised it, which it dead-letters with the
+                # exception (`plugin_failed`).
                 emitted.extend(outputs)
             return contract.TransformResult(emitted, rejected)
 

@@ -1,6 +1,7 @@
 //! The command-line commands; `main.rs` only parses arguments.
 
 pub mod bench;
+pub mod build;
 pub mod check;
 pub mod demo;
 pub mod dlq;

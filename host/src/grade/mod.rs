@@ -184,7 +184,9 @@ fn with_advice(reason: String, failure: Option<&Failure>) -> String {
     let advice = match failure {
         // Told by type only: the guest's own words (`todo!()` says "not yet
         // implemented") are already in `reason`, and are not parsed.
-        Some(Failure::Panic { .. }) => "a todo!() left in the template panics too: fill in every TODO snippet",
+        Some(Failure::Panic { .. }) => {
+            "a snippet left as the template has it fails too (todo!() in Rust, NotImplementedError in Python): fill in every TODO snippet"
+        }
         Some(Failure::TimeBudget { .. } | Failure::Limit(SandboxLimit::Wait { .. })) => "look for a loop that never ends",
         _ => return reason,
     };

@@ -4,11 +4,11 @@ kept. Config: {"mode": "loop" | "grow" | "raise" | "escape", "when": "poison"}.
 
 - loop: never returns (the time budget cuts it);
 - grow: allocates until the memory cap stops it;
-- raise: a ZeroDivisionError, which the SDK turns into a refusal of that
-  event alone;
-- escape: an exception the SDK does not catch (BaseException), so the
-  interpreter aborts the call; the host restarts the plugin and names the
-  exception."""
+- raise: a ZeroDivisionError (a bug): the call fails, and the host
+  restarts the plugin, retries the batch without that event and names the
+  exception in its dead letter;
+- escape: the same with a BaseException, which no `except Exception`
+  catches."""
 
 import json
 
