@@ -28,6 +28,15 @@ cargo clippy --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit 
 # Build first, so the emulators do not idle through a long compile.
 cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit --no-run
 
+# The Python plugins the tests use (guest-transforms/python), built now so
+# that no test shares the machine with a build (the first creates the
+# builder's virtualenv: componentize-py from PyPI).
+cargo build --locked -p runnel
+for dir in guest-transforms/python/{examples,exercises,solutions,test-guests}/*/; do
+  name=$(basename "$(dirname "$dir")")-$(basename "$dir")
+  target/debug/runnel build "$dir" -o "target/test-artifacts/python/$name.wasm" >/dev/null
+done
+
 trap 'scripts/emulators.sh stop' EXIT
 eval "$(scripts/emulators.sh start)"
 

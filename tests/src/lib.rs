@@ -169,7 +169,9 @@ pub fn admin_pipeline_file(dir: &Path, input: &Path, token: &str, admin_extra: &
 }
 
 /// A Python plugin (`folder` under guest-transforms/python, holding
-/// app.py), built by `runnel build`'s code once per test process.
+/// app.py), built by `runnel build`'s code unless a build newer than its
+/// sources, the SDK and the contract is there (scripts/test.sh builds them
+/// all before the tests, so no test shares the machine with a build).
 pub fn python_plugin(folder: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<BTreeMap<String, PathBuf>> = std::sync::Mutex::new(BTreeMap::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
@@ -179,6 +181,15 @@ pub fn python_plugin(folder: &str) -> PathBuf {
     let root = repo_root();
     let out = root.join("target/test-artifacts/python").join(format!("{}.wasm", folder.replace('/', "-")));
     let dir = root.join("guest-transforms/python").join(folder);
+    let newest = |d: &Path| {
+        std::fs::read_dir(d).into_iter().flatten().flatten().filter_map(|e| e.metadata().ok()?.modified().ok()).max()
+    };
+    let sources = [dir.clone(), root.join("guest-transforms/python/runnel_sdk"), root.join("wit")];
+    let made = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
+    if made.is_some() && sources.iter().filter_map(|d| newest(d)).all(|t| Some(t) <= made) {
+        built.insert(folder.to_string(), out.clone());
+        return out;
+    }
     runnel::cmd::build::python(&dir, &out).unwrap_or_else(|e| panic!("building the Python plugin {folder} failed: {e:#}"));
     built.insert(folder.to_string(), out.clone());
     out

@@ -84,7 +84,14 @@ pub struct PluginRuntime {
 /// ([`super::cache`]), and whole plugins are cached there already.
 #[derive(Debug, Default)]
 struct FunctionCache {
-    functions: Mutex<(HashMap<Vec<u8>, Arc<[u8]>>, usize)>,
+    functions: Mutex<Functions>,
+}
+
+/// Compiled functions by key, and the bytes they take.
+#[derive(Debug, Default)]
+struct Functions {
+    code: HashMap<Vec<u8>, Arc<[u8]>>,
+    bytes: usize,
 }
 
 /// What the function cache may hold; past it, new functions are not kept.
@@ -93,17 +100,16 @@ const FUNCTION_CACHE_BYTES: usize = 256 << 20;
 impl wasmtime::CacheStore for FunctionCache {
     fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
         let functions = self.functions.lock().ok()?;
-        functions.0.get(key).map(|code| std::borrow::Cow::Owned(code.to_vec()))
+        functions.code.get(key).map(|code| std::borrow::Cow::Owned(code.to_vec()))
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
         let Ok(mut functions) = self.functions.lock() else { return false };
-        let (map, bytes) = &mut *functions;
-        if *bytes + value.len() > FUNCTION_CACHE_BYTES {
+        if functions.bytes + value.len() > FUNCTION_CACHE_BYTES {
             return false;
         }
-        *bytes += value.len() + key.len();
-        map.insert(key.to_vec(), value.into());
+        functions.bytes += value.len() + key.len();
+        functions.code.insert(key.to_vec(), value.into());
         true
     }
 }
