@@ -181,9 +181,7 @@ pub fn python_plugin(folder: &str) -> PathBuf {
     let root = repo_root();
     let out = root.join("target/test-artifacts/python").join(format!("{}.wasm", folder.replace('/', "-")));
     let dir = root.join("guest-transforms/python").join(folder);
-    let newest = |d: &Path| {
-        std::fs::read_dir(d).into_iter().flatten().flatten().filter_map(|e| e.metadata().ok()?.modified().ok()).max()
-    };
+    let newest = |d: &Path| std::fs::read_dir(d).into_iter().flatten().flatten().filter_map(|e| e.metadata().ok()?.modified().ok()).max();
     let sources = [dir.clone(), root.join("guest-transforms/python/runnel_sdk"), root.join("wit")];
     let made = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
     if made.is_some() && sources.iter().filter_map(|d| newest(d)).all(|t| Some(t) <= made) {

@@ -1,5 +1,5 @@
 //! Plugins written in Python (guest-transforms/python, built by
-//! `runnel build` with componentize-py): the Python solutions of exercises
+//! `runnel build` with componentize-py): the Python references of exercises
 //! 1-3 score 100% on the same cases as the Rust ones (held-back cases too)
 //! and the untouched Python templates 0, naming the missing snippet; the Python
 //! add-weekday and count-events together give exactly the windows of the
@@ -19,9 +19,16 @@ use std::collections::BTreeMap;
 fn python_exercises_grade_like_the_rust_ones() {
     let runtime = PluginRuntime::new(grade::grading_limits()).unwrap();
     let held_back = runnel_tests::repo_root().join("guest-transforms/solutions");
-    for name in ["01-filter-gameplay", "02-add-weekday", "03-count-per-user"] {
+    // The examples are the references of exercises 2 and 3, as the bundled
+    // Rust guests are for the Rust exercises.
+    let solutions = [
+        ("01-filter-gameplay", "solutions/01-filter-gameplay"),
+        ("02-add-weekday", "examples/add_weekday"),
+        ("03-count-per-user", "examples/count_events"),
+    ];
+    for (name, solution) in solutions {
         let exercise = Exercise::find(name).unwrap().with_held_back(&held_back).unwrap();
-        let solution = PluginSource::from_file(&python_plugin(&format!("solutions/{name}"))).unwrap();
+        let solution = PluginSource::from_file(&python_plugin(solution)).unwrap();
         let card = grade::grade(&runtime, &exercise, &solution, Which::All);
         assert_eq!(card.score, 100, "{}", grade::report::text(&card));
         assert_eq!(card.total, exercise.visible.len() + exercise.held_back.len());
