@@ -53,7 +53,8 @@
 //! - [`room`]: many participants' plugins side by side on one stream;
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
 //!   Beam conformance tests;
-//! - [`cmd`]: the command-line commands (`main.rs` only parses arguments).
+//! - [`cmd`]: the command-line commands (`main.rs` only parses arguments),
+//!   `cmd::build` among them: plugins from Rust crates and Python folders.
 
 pub mod accumulate;
 pub mod ack;
