@@ -115,7 +115,7 @@ def export(cls):
                     event = Event(index, rows[add.event], whole[add.event]) if rows else empty
                     slots[add.slot] = plugin().add_input(accumulator(add.slot), event)
                 except Refuse as e:
-                    rejected.append(contract.RejectedAdd(i, str(e) or "refused"))
+                    rejected.append(contract.RejectedAdd(i, reason_of(e)))
             return rejected
 
         def merge(self, target, sources):

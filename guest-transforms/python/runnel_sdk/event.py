@@ -85,24 +85,19 @@ class Event:
 def values_of(batch, fields):
     """Splits a field batch into one list of JSON texts (None: absent) per
     event, and the whole events when the batch carries them."""
-    values, ends = batch.values, batch.ends
-    rows, start = [], 0
-    for i in range(batch.count):
-        row = []
-        for k in range(i * fields, (i + 1) * fields):
-            end = ends[k]
-            row.append(values[start:end].decode() if end > start else None)
-            start = end
-        rows.append(row)
-    events = batch.events
-    if events.ends:
-        whole, start = [], 0
-        for end in events.ends:
-            whole.append(events.bytes[start:end])
-            start = end
-    else:
-        whole = [None] * batch.count
+    texts = [piece.decode() if piece else None for piece in _pieces(batch.values, batch.ends)]
+    rows = [texts[i * fields : (i + 1) * fields] for i in range(batch.count)]
+    whole = list(_pieces(batch.events.bytes, batch.events.ends)) or [None] * batch.count
     return rows, whole
+
+
+def _pieces(buffer, ends):
+    """The pieces of a buffer packed as the contract packs them: piece `i`
+    is `buffer[ends[i-1]:ends[i]]`."""
+    start = 0
+    for end in ends:
+        yield buffer[start:end]
+        start = end
 
 
 def reason_of(error):

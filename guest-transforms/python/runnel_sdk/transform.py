@@ -126,7 +126,7 @@ def export(cls):
                 try:
                     plugin.transform(Event(index, row, event_bytes), Emit(source, outputs))
                 except Refuse as e:
-                    rejected.append(contract.Rejected(source, str(e) or "refused"))
+                    rejected.append(contract.Rejected(source, reason_of(e)))
                     continue
                 # Any other exception is a bug, as a panic is in Rust: it
                 # ends the call, and the host retries the batch without the

@@ -123,7 +123,7 @@ fn componentize_py() -> Result<PathBuf> {
             .join("python-venv"),
     };
     let tool = venv.join("bin/componentize-py");
-    let pinned = (COMPONENTIZE_PY.split("==").nth(1)).expect("a pinned version");
+    let pinned = COMPONENTIZE_PY.split("==").nth(1).expect("a pinned version");
     let installed = Command::new(&tool).arg("--version").output().ok().filter(|o| o.status.success());
     if installed.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains(pinned)) {
         return Ok(tool);

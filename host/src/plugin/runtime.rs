@@ -90,7 +90,7 @@ struct FunctionCache {
 /// Compiled functions by key, and the bytes they take.
 #[derive(Debug, Default)]
 struct Functions {
-    code: HashMap<Vec<u8>, Arc<[u8]>>,
+    code: HashMap<Vec<u8>, Vec<u8>>,
     bytes: usize,
 }
 
@@ -100,7 +100,7 @@ const FUNCTION_CACHE_BYTES: usize = 256 << 20;
 impl wasmtime::CacheStore for FunctionCache {
     fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
         let functions = self.functions.lock().ok()?;
-        functions.code.get(key).map(|code| std::borrow::Cow::Owned(code.to_vec()))
+        functions.code.get(key).map(|code| std::borrow::Cow::Owned(code.clone()))
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
@@ -109,7 +109,7 @@ impl wasmtime::CacheStore for FunctionCache {
             return false;
         }
         functions.bytes += value.len() + key.len();
-        functions.code.insert(key.to_vec(), value.into());
+        functions.code.insert(key.to_vec(), value);
         true
     }
 }
