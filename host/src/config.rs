@@ -444,6 +444,11 @@ pub struct SandboxConfig {
     /// Wall-clock budget of one plugin call (one batch).
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
+    /// Wall-clock budget for starting a plugin instance (instantiation and
+    /// its `init`), apart from a batch's: a Python plugin starts an
+    /// interpreter there.
+    #[serde(default = "default_start_timeout_ms")]
+    pub start_timeout_ms: u64,
     /// Memory one plugin instance may use.
     #[serde(default = "default_max_memory_mib")]
     pub max_memory_mib: usize,
@@ -481,6 +486,9 @@ fn default_watch_interval_ms() -> u64 {
 fn default_call_timeout_ms() -> u64 {
     1000
 }
+fn default_start_timeout_ms() -> u64 {
+    10_000
+}
 fn default_max_memory_mib() -> usize {
     64
 }
@@ -489,6 +497,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             call_timeout_ms: default_call_timeout_ms(),
+            start_timeout_ms: default_start_timeout_ms(),
             max_memory_mib: default_max_memory_mib(),
             quarantine_after: default_quarantine_after(),
             watch_plugins: true,
@@ -503,6 +512,7 @@ impl SandboxConfig {
     pub fn limits(&self) -> crate::plugin::runtime::Limits {
         crate::plugin::runtime::Limits {
             call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
+            start_timeout: std::time::Duration::from_millis(self.start_timeout_ms),
             max_memory_bytes: self.max_memory_mib << 20,
         }
     }
@@ -588,8 +598,8 @@ impl PipelineConfig {
         if self.event.max_bytes == 0 {
             bail!("[event] max_bytes must be positive");
         }
-        if self.sandbox.call_timeout_ms == 0 || self.sandbox.max_memory_mib == 0 {
-            bail!("[sandbox] call_timeout_ms and max_memory_mib must be positive");
+        if self.sandbox.call_timeout_ms == 0 || self.sandbox.start_timeout_ms == 0 || self.sandbox.max_memory_mib == 0 {
+            bail!("[sandbox] call_timeout_ms, start_timeout_ms and max_memory_mib must be positive");
         }
         if self.sandbox.quarantine_after == 0 || self.sandbox.watch_interval_ms == 0 {
             bail!("[sandbox] quarantine_after and watch_interval_ms must be positive");

@@ -186,6 +186,33 @@ fn a_plugin_that_fails_at_start_is_refused_with_its_message() {
 }
 
 #[test]
+fn starting_a_plugin_has_its_own_time_budget_apart_from_a_batch() {
+    use runnel::plugin::runtime::{Failure, Phase};
+    use std::time::Duration;
+    let hostile = || PluginSource::from_file(&built_guest("hostile")).unwrap();
+    let limits = |call_ms, start_ms| Limits {
+        call_timeout: Duration::from_millis(call_ms),
+        start_timeout: Duration::from_millis(start_ms),
+        ..Limits::default()
+    };
+    // A 300 ms start (an interpreter's) fits the start-up budget though a
+    // batch only gets 50 ms; then its batches run.
+    let rt = PluginRuntime::new(limits(50, 5_000)).unwrap();
+    let mut slow = TransformPlugin::load(&rt, hostile(), r#"{"mode":"init-nap"}"#, &fields()).unwrap();
+    assert_eq!(slow.transform(&rt, &batch(&[event("U1", "a", 10), event("U2", "b", 20)])).emitted.len(), 2);
+
+    // A start-up budget it does not fit refuses it, naming that budget.
+    let rt = PluginRuntime::new(limits(5_000, 100)).unwrap();
+    let err = TransformPlugin::load(&rt, hostile(), r#"{"mode":"init-nap"}"#, &fields()).err().unwrap();
+    assert!(format!("{err:#}").contains("time budget of 100 ms for starting (instantiation and init)"), "{err:#}");
+    // An endless loop in init is cut by it, and told apart by type.
+    let err = TransformPlugin::load(&rt, hostile(), r#"{"mode":"init-loop"}"#, &fields()).err().unwrap();
+    let failure = err.downcast_ref::<Failure>().expect("a typed failure");
+    assert_eq!(*failure, Failure::TimeBudget { budget: Duration::from_millis(100), phase: Phase::Start });
+    assert!(format!("{err:#}").contains("[sandbox] start_timeout_ms"), "{err:#}");
+}
+
+#[test]
 fn unknown_bundled_names_list_the_bundled_plugins() {
     let err = PluginSource::resolve("count-evnets", Path::new("")).err().unwrap().to_string();
     assert!(err.contains("count-events") && err.contains("add-weekday"), "{err}");

@@ -35,7 +35,7 @@ pub use exercise::{Case, Exercise};
 
 /// Sandbox limits while grading: tight, so a looping guest costs little.
 pub fn grading_limits() -> Limits {
-    Limits { call_timeout: Duration::from_millis(250), max_memory_bytes: 64 << 20 }
+    Limits { call_timeout: Duration::from_millis(250), start_timeout: Duration::from_secs(10), max_memory_bytes: 64 << 20 }
 }
 
 /// One case's verdict.

@@ -78,16 +78,17 @@ impl AggregatePlugin {
             )
         })?;
         let limits = runtime.limits();
+        // Instantiation and init share the start-up budget the new store is
+        // armed with.
         let mut store = runtime.new_store();
         let instance = pre
             .instantiate(&mut store)
-            .map_err(|e| Failure::of(&e, limits, None))
+            .map_err(|e| Failure::of(&e, store.data()))
             .with_context(|| format!("{} refused to start", source.name))?;
-        runtime.arm(&mut store);
         let info = instance
             .runnel_plugin_aggregator()
             .call_init(&mut store, config)
-            .map_err(|e| Failure::of(&e, limits, None))
+            .map_err(|e| Failure::of(&e, store.data()))
             .with_context(|| format!("{} refused to start", source.name))?
             .map_err(|reason| anyhow!("{} refused its configuration: {reason}", source.name))?;
         let fields = match &info.reads {
@@ -114,14 +115,14 @@ impl AggregatePlugin {
 
     /// The accumulators of `slots`, as bytes (for a new plugin version).
     pub fn export_state(&mut self, slots: &[u32]) -> Result<Vec<Vec<u8>>> {
-        super::runtime::arm_store(&mut self.store, self.limits);
+        self.arm();
         self.instance.runnel_plugin_aggregator().call_export_state(&mut self.store, slots).map_err(|e| self.fail("export-state", e))
     }
 
     /// Loads accumulators exported by another version.
     pub fn import_state(&mut self, slots: &[u32], states: Vec<Vec<u8>>) -> Result<()> {
         for (slot, bytes) in slots.iter().zip(states) {
-            super::runtime::arm_store(&mut self.store, self.limits);
+            self.arm();
             self.instance
                 .runnel_plugin_aggregator()
                 .call_import_state(&mut self.store, *slot, &bytes)
@@ -131,12 +132,17 @@ impl AggregatePlugin {
         Ok(())
     }
 
+    /// Starts one call's budget (a batch's: the plugin has started).
+    fn arm(&mut self) {
+        super::runtime::arm_store(&mut self.store, self.limits, super::runtime::Phase::Batch);
+    }
+
     fn fail(&self, call: &'static str, err: wasmtime::Error) -> anyhow::Error {
-        AggregateFailed { plugin: self.source.name.clone(), call, failure: Failure::of(&err, self.limits, Some(self.store.data())) }.into()
+        AggregateFailed { plugin: self.source.name.clone(), call, failure: Failure::of(&err, self.store.data()) }.into()
     }
 
     fn call_add(&mut self, input: &wit::FieldBatch) -> wasmtime::Result<Vec<contract::RejectedAdd>> {
-        super::runtime::arm_store(&mut self.store, self.limits);
+        self.arm();
         self.instance.runnel_plugin_aggregator().call_add(&mut self.store, input, &self.adds)
     }
 
@@ -244,7 +250,7 @@ impl Accumulators for AggregatePlugin {
                     self.flush_adds(events, &mut rejected)?;
                 }
                 AccOp::Merge { target, sources } => {
-                    super::runtime::arm_store(&mut self.store, self.limits);
+                    self.arm();
                     self.instance
                         .runnel_plugin_aggregator()
                         .call_merge(&mut self.store, *target, sources)
@@ -258,7 +264,7 @@ impl Accumulators for AggregatePlugin {
                         self.slots.push(*slot);
                         i += 1;
                     }
-                    super::runtime::arm_store(&mut self.store, self.limits);
+                    self.arm();
                     let values = self
                         .instance
                         .runnel_plugin_aggregator()
@@ -289,7 +295,7 @@ impl Accumulators for AggregatePlugin {
                         self.slots.push(*slot);
                         i += 1;
                     }
-                    super::runtime::arm_store(&mut self.store, self.limits);
+                    self.arm();
                     self.instance
                         .runnel_plugin_aggregator()
                         .call_release(&mut self.store, &self.slots)

@@ -21,7 +21,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 
-pub use super::sandbox::PluginState;
+pub use super::sandbox::{Phase, PluginState};
 use super::sandbox::{CallDeadline, SandboxLimit};
 use super::PluginSource;
 
@@ -33,6 +33,9 @@ pub const TICK: Duration = Duration::from_millis(5);
 pub struct Limits {
     /// Wall-clock budget for one call (one batch).
     pub call_timeout: Duration,
+    /// Wall-clock budget for starting a plugin: instantiating it and its
+    /// `init` (an interpreter's one-time work goes here, not into a batch).
+    pub start_timeout: Duration,
     /// Linear memory one plugin instance may grow to.
     pub max_memory_bytes: usize,
 }
@@ -60,7 +63,17 @@ pub enum CompiledFrom {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { call_timeout: Duration::from_millis(1000), max_memory_bytes: 64 << 20 }
+        Self { call_timeout: Duration::from_millis(1000), start_timeout: Duration::from_millis(10_000), max_memory_bytes: 64 << 20 }
+    }
+}
+
+impl Limits {
+    /// The time budget of `phase`.
+    pub fn budget(&self, phase: Phase) -> Duration {
+        match phase {
+            Phase::Start => self.start_timeout,
+            Phase::Batch => self.call_timeout,
+        }
     }
 }
 
@@ -263,37 +276,40 @@ impl PluginRuntime {
             .with_context(|| format!("{} needs imports runnel does not provide", source.name))
     }
 
-    /// A fresh store with the sandbox applied and no time budget yet.
+    /// A fresh store with the sandbox applied, its start-up budget running
+    /// (instantiation and `init` share it: [`Phase::Start`]).
     pub fn new_store(&self) -> Store<PluginState> {
-        let state = PluginState::new(self.limits.max_memory_bytes, self.limits.call_timeout);
+        let state = PluginState::new(self.limits.max_memory_bytes, self.limits.start_timeout);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
-        self.arm(&mut store);
+        arm_store(&mut store, self.limits, Phase::Start);
         store
     }
 
-    /// Starts a call's time budget: epoch ticks while wasm runs, a
+    /// Starts a batch call's time budget: epoch ticks while wasm runs, a
     /// wall-clock deadline for waits in WASI.
     pub fn arm(&self, store: &mut Store<PluginState>) {
-        arm_store(store, self.limits);
+        arm_store(store, self.limits, Phase::Batch);
     }
 }
 
-/// Starts a call's time budget on `store` (see [`PluginRuntime::arm`]).
-pub fn arm_store(store: &mut Store<PluginState>, limits: Limits) {
-    let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+/// Starts the time budget of `phase` on `store` (see [`PluginRuntime::arm`]).
+pub fn arm_store(store: &mut Store<PluginState>, limits: Limits, phase: Phase) {
+    let budget = limits.budget(phase);
+    let ticks = (budget.as_millis() / TICK.as_millis()).max(1) as u64;
     store.set_epoch_deadline(ticks);
-    store.data_mut().deadline = CallDeadline::starting_now(limits.call_timeout);
+    store.data_mut().deadline = CallDeadline::starting_now(budget, phase);
 }
 
 /// Why a plugin call failed, told apart by the error's type (a wasmtime
 /// [`Trap`](wasmtime::Trap) or a [`SandboxLimit`]), never by its text.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Failure {
-    /// Ran past the call's time budget (wasm running).
+    /// Ran past the time budget of `phase` (wasm running).
     TimeBudget {
         budget: Duration,
+        phase: Phase,
     },
     /// A sandbox limit: memory, counts, or a WASI wait past the budget.
     Limit(SandboxLimit),
@@ -329,16 +345,18 @@ impl Failure {
         }
     }
 
-    /// Classifies a failed call's error.
-    pub fn of(err: &wasmtime::Error, limits: Limits, state: Option<&PluginState>) -> Self {
+    /// Classifies a failed call's error, from the store it ran in (whose
+    /// deadline says which budget was running, and whose stderr holds the
+    /// guest's last words).
+    pub fn of(err: &wasmtime::Error, state: &PluginState) -> Self {
         use wasmtime::Trap;
         if let Some(limit) = err.downcast_ref::<SandboxLimit>() {
             return Failure::Limit(*limit);
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Failure::TimeBudget { budget: limits.call_timeout },
+            Some(Trap::Interrupt) => Failure::TimeBudget { budget: state.deadline.budget, phase: state.deadline.phase },
             Some(Trap::StackOverflow) => Failure::StackOverflow,
-            Some(Trap::UnreachableCodeReached) => Failure::Panic { message: state.and_then(|s| s.stderr.panic_message()) },
+            Some(Trap::UnreachableCodeReached) => Failure::Panic { message: state.stderr.panic_message() },
             Some(other) => Failure::Trap(other.to_string()),
             None => Failure::Host(format!("{err:#}").lines().next().unwrap_or("unknown error").to_string()),
         }
@@ -348,9 +366,15 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::TimeBudget { budget } => {
+            Failure::TimeBudget { budget, phase: Phase::Batch } => {
                 write!(f, "the plugin ran past its time budget of {} ms for one batch (an endless loop?)", budget.as_millis())
             }
+            Failure::TimeBudget { budget, phase: Phase::Start } => write!(
+                f,
+                "the plugin ran past its time budget of {} ms for starting (instantiation and init): an endless loop, \
+                 or a start that needs a larger [sandbox] start_timeout_ms",
+                budget.as_millis()
+            ),
             Failure::Limit(limit) => write!(f, "{limit}"),
             Failure::StackOverflow => write!(f, "the plugin overflowed its stack (unbounded recursion?)"),
             Failure::Panic { message: None } => write!(f, "the plugin panicked or aborted (wasm `unreachable`)"),
@@ -369,13 +393,13 @@ mod tests {
     use super::*;
 
     fn runtime() -> PluginRuntime {
-        PluginRuntime::with_cache(Limits { call_timeout: Duration::from_secs(1), max_memory_bytes: 48 << 20 }, None).unwrap()
+        PluginRuntime::with_cache(Limits { max_memory_bytes: 48 << 20, ..Limits::default() }, None).unwrap()
     }
 
-    fn instantiate(runtime: &PluginRuntime, wat: &str) -> wasmtime::Result<()> {
+    fn instantiate(runtime: &PluginRuntime, wat: &str) -> Result<(), Failure> {
         let component = Component::from_binary(runtime.engine(), &wat::parse_str(wat).unwrap()).unwrap();
         let mut store = runtime.new_store();
-        runtime.linker().instantiate(&mut store, &component).map(|_| ())
+        runtime.linker().instantiate(&mut store, &component).map(|_| ()).map_err(|e| Failure::of(&e, store.data()))
     }
 
     #[test]
@@ -383,12 +407,11 @@ mod tests {
         let runtime = runtime();
         // Two memories of 32 MiB: each under the 48 MiB limit, not both.
         let two = "(component (core module $m (memory 512) (memory 512)) (core instance (instantiate $m)))";
-        let err = instantiate(&runtime, two).unwrap_err();
         let limit = SandboxLimit::Memory { wanted: 64 << 20, limit: 48 << 20 };
-        assert_eq!(Failure::of(&err, runtime.limits(), None), Failure::Limit(limit));
+        assert_eq!(instantiate(&runtime, two).unwrap_err(), Failure::Limit(limit));
         // The same bytes in one memory is refused the same way, by type.
         let one = "(component (core module $m (memory 1024)) (core instance (instantiate $m)))";
-        assert!(matches!(Failure::of(&instantiate(&runtime, one).unwrap_err(), runtime.limits(), None), Failure::Limit(_)));
+        assert!(matches!(instantiate(&runtime, one).unwrap_err(), Failure::Limit(_)));
         assert!(instantiate(&runtime, "(component (core module $m (memory 256) (memory 256)) (core instance (instantiate $m)))").is_ok());
     }
 
@@ -421,6 +444,6 @@ mod tests {
         // A table of 2^21 elements: each element is a pointer the host holds.
         let table = "(component (core module $m (table 2097152 funcref)) (core instance (instantiate $m)))";
         let err = instantiate(&runtime, table).unwrap_err();
-        assert!(matches!(Failure::of(&err, runtime.limits(), None), Failure::Limit(SandboxLimit::TableElements { .. })), "{err:#}");
+        assert!(matches!(err, Failure::Limit(SandboxLimit::TableElements { .. })), "{err}");
     }
 }

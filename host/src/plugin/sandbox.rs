@@ -40,13 +40,13 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub(super) fn new(max_memory_bytes: usize, call_timeout: Duration) -> Self {
+    pub(super) fn new(max_memory_bytes: usize, start_timeout: Duration) -> Self {
         let stderr = super::stderr::StderrTail::default();
         PluginState {
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
             limits: StoreLimiter::new(max_memory_bytes),
-            deadline: CallDeadline::starting_now(call_timeout),
+            deadline: CallDeadline::starting_now(start_timeout, Phase::Start),
             stderr,
         }
     }
@@ -81,9 +81,9 @@ pub enum SandboxLimit {
     Count { what: &'static str, limit: usize },
     /// Its tables would pass [`MAX_TABLE_ELEMENTS`] elements.
     TableElements { wanted: usize },
-    /// It asked WASI to wait `asked` while only `left` of the call's budget
-    /// of `budget` remained.
-    Wait { asked: Duration, left: Duration, budget: Duration },
+    /// It asked WASI to wait `asked` while only `left` of the budget of
+    /// `budget` for `phase` remained.
+    Wait { asked: Duration, left: Duration, budget: Duration, phase: Phase },
 }
 
 impl std::fmt::Display for SandboxLimit {
@@ -96,9 +96,9 @@ impl std::fmt::Display for SandboxLimit {
             SandboxLimit::TableElements { wanted } => {
                 write!(f, "the plugin tried to grow its tables to {wanted} elements, past {MAX_TABLE_ELEMENTS}")
             }
-            SandboxLimit::Wait { asked, left, budget } => write!(
+            SandboxLimit::Wait { asked, left, budget, phase } => write!(
                 f,
-                "the plugin asked to wait {:.3} s (sleep or poll) with {} ms of its time budget of {} ms for one batch left",
+                "the plugin asked to wait {:.3} s (sleep or poll) with {} ms of its time budget of {} ms for {phase} left",
                 asked.as_secs_f64(),
                 left.as_millis(),
                 budget.as_millis()
@@ -156,23 +156,45 @@ impl wasmtime::ResourceLimiter for StoreLimiter {
     }
 }
 
+/// What a time budget pays for. Starting a plugin (instantiating it and
+/// running its `init`) has its own budget, apart from a batch's: an
+/// interpreter such as CPython does its one-time work there, and a budget
+/// that fits it would let an endless loop hold every batch for as long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Instantiation and `init` (`[sandbox] start_timeout_ms`).
+    Start,
+    /// One call on a batch (`[sandbox] call_timeout_ms`).
+    Batch,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Start => "starting (instantiation and init)",
+            Phase::Batch => "one batch",
+        })
+    }
+}
+
 /// The wall-clock deadline of the call in progress.
 #[derive(Clone, Copy, Debug)]
 pub struct CallDeadline {
     pub at: Instant,
     pub budget: Duration,
+    pub phase: Phase,
 }
 
 impl CallDeadline {
-    pub fn starting_now(budget: Duration) -> Self {
-        Self { at: Instant::now() + budget, budget }
+    pub fn starting_now(budget: Duration, phase: Phase) -> Self {
+        Self { at: Instant::now() + budget, budget, phase }
     }
 
     /// Allows a wait of `asked` only if it ends before the deadline.
     fn allow(&self, asked: Duration) -> Result<(), SandboxLimit> {
         let left = self.at.saturating_duration_since(Instant::now());
         if asked > left {
-            return Err(SandboxLimit::Wait { asked, left, budget: self.budget });
+            return Err(SandboxLimit::Wait { asked, left, budget: self.budget, phase: self.phase });
         }
         Ok(())
     }
@@ -227,10 +249,13 @@ mod tests {
 
     #[test]
     fn a_wait_past_the_deadline_is_refused() {
-        let d = CallDeadline::starting_now(Duration::from_millis(200));
+        let d = CallDeadline::starting_now(Duration::from_millis(200), Phase::Batch);
         assert!(d.allow(Duration::from_millis(1)).is_ok());
         let e = d.allow(Duration::from_secs(3600)).unwrap_err();
-        assert!(matches!(e, SandboxLimit::Wait { .. }));
+        assert!(matches!(e, SandboxLimit::Wait { phase: Phase::Batch, .. }));
         assert!(e.to_string().contains("asked to wait 3600.000 s"), "{e}");
+        // While starting, the start-up budget is the one named.
+        let e = CallDeadline::starting_now(Duration::from_secs(10), Phase::Start).allow(Duration::from_secs(3600)).unwrap_err();
+        assert!(e.to_string().contains("budget of 10000 ms for starting (instantiation and init)"), "{e}");
     }
 }

@@ -104,7 +104,6 @@ pub struct TransformPlugin {
     guest_time: std::time::Duration,
     pub source: PluginSource,
     pub report: Report,
-    limits: super::runtime::Limits,
 }
 
 /// A batch's scans: `None` for an event that is not a JSON object.
@@ -143,7 +142,6 @@ impl TransformPlugin {
             guest_time: Default::default(),
             source,
             report,
-            limits: runtime.limits(),
         };
         let name = plugin.source.name.clone();
         plugin.instance(runtime).map_err(|e| e.context(format!("{name} refused to start")))?;
@@ -159,17 +157,18 @@ impl TransformPlugin {
     /// The live instance, instantiating and initialising one if needed.
     fn instance(&mut self, runtime: &PluginRuntime) -> Result<&mut (Store<PluginState>, Transform)> {
         if self.live.is_none() {
+            // Instantiation and init share the start-up budget the new
+            // store is armed with.
             let mut store = runtime.new_store();
             let instance = self
                 .pre
                 .instantiate(&mut store)
-                .map_err(|e| Failure::of(&e, self.limits, None))
+                .map_err(|e| Failure::of(&e, store.data()))
                 .context("instantiating the plugin failed")?;
-            runtime.arm(&mut store);
             let info = instance
                 .runnel_plugin_transformer()
                 .call_init(&mut store, &self.config)
-                .map_err(|e| Failure::of(&e, self.limits, None))
+                .map_err(|e| Failure::of(&e, store.data()))
                 .context("the plugin's init failed")?
                 .map_err(|reason| anyhow::anyhow!("the plugin's init refused its configuration: {reason}"))?;
             if self.wants.is_none() {
@@ -204,7 +203,6 @@ impl TransformPlugin {
     /// One guest call on `input`; a trap, a limit or an answer that names
     /// events outside the batch is a [`Failure`].
     fn call(&mut self, runtime: &PluginRuntime, input: &contract::FieldBatch) -> Result<contract::TransformResult, Failure> {
-        let limits = self.limits;
         let len = input.count as usize;
         let (store, instance) = match self.instance(runtime) {
             Ok(live) => live,
@@ -215,7 +213,7 @@ impl TransformPlugin {
         let called = std::time::Instant::now();
         let answer = instance.runnel_plugin_transformer().call_transform(&mut *store, input);
         let took = called.elapsed();
-        let result = answer.map_err(|e| Failure::of(&e, limits, Some(store.data()))).and_then(|r| within(r, len));
+        let result = answer.map_err(|e| Failure::of(&e, store.data())).and_then(|r| within(r, len));
         self.guest_time += took;
         if result.is_err() {
             // A trapped instance cannot be used again (nor trusted after a

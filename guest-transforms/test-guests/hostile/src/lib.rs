@@ -8,7 +8,8 @@
 //! hour), `nap` (sleep 1 ms, then pass the event: a wait within the budget
 //! works), `bad-edit` (add a field whose value is not JSON), `read-bytes`
 //! (read the whole event without asking for whole events), `init-panic`,
-//! `init-refuse`.
+//! `init-refuse`, `init-loop` (never finish starting), `init-nap` (start
+//! in 300 ms, as an interpreter might, then pass every event).
 
 use runnel_sdk::{export_transform, parse_config, Emit, Event, Transform};
 use serde::Deserialize;
@@ -41,6 +42,13 @@ impl Transform for Hostile {
         match config.mode.as_str() {
             "init-panic" => panic!("hostile: panicking in init as configured"),
             "init-refuse" => return Err("hostile: refusing to start as configured".into()),
+            "init-loop" => {
+                let mut i: u64 = 0;
+                loop {
+                    i = std::hint::black_box(i.wrapping_add(1));
+                }
+            }
+            "init-nap" => std::thread::sleep(std::time::Duration::from_millis(300)),
             _ => {}
         }
         Ok(Self { config, hoard: Vec::new() })
