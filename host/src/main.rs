@@ -390,7 +390,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { smoke, events, rounds, peers, repo, out, plot } => {
             let work = repo.join("target/bench");
-            let opts = runnel::bench::BenchOptions { smoke, events, rounds, peers, repo, work };
+            // With the peers, runnel runs the Python twins of its plugins
+            // on their input too.
+            let python = peers.then(|| cmd::bench::build_python(&repo, &work));
+            let opts = runnel::bench::BenchOptions { smoke, events, rounds, peers, python, repo, work };
             cmd::bench::run(&opts, &cmd::bench::Outputs { out, plot })?;
         }
         Command::Replay { scenario, aggregate, golden } => {

@@ -1,7 +1,7 @@
 //! The benchmark's own parts: the looped input, the native baseline and the
 //! report must be right for the numbers to mean anything.
 
-use runnel::bench::{input, native::NativeAddWeekday, report, windows, BenchOptions, Results};
+use runnel::bench::{input, native::NativeAddWeekday, report, windows, BenchOptions, Plugins, Results};
 use runnel::plugin::runtime::{Limits, PluginRuntime};
 use runnel::plugin::transform::{FieldsSpec, TransformPlugin};
 use runnel::plugin::{bundled, PluginSource};
@@ -41,8 +41,8 @@ fn looped_input_repeats_the_windows_of_one_pass() {
     let one: Vec<String> = lines[..3000].to_vec();
     let once = input::looped(dir.path(), &one, 3000).unwrap();
     let twice = input::looped(dir.path(), &one, 6000).unwrap();
-    let a = windows(&once, dir.path(), false).unwrap();
-    let b = windows(&twice, dir.path(), false).unwrap();
+    let a = windows(&once, dir.path(), Plugins::Wasm).unwrap();
+    let b = windows(&twice, dir.path(), Plugins::Wasm).unwrap();
     assert_eq!(b.len(), 2 * a.len());
     let counts = |rows: &[String]| -> Vec<String> {
         let mut v: Vec<String> = rows.iter().map(|r| r.rsplit(',').next().unwrap().to_string()).collect();
@@ -61,7 +61,7 @@ fn looped_input_repeats_the_windows_of_one_pass() {
     assert_eq!(shift % 86_400_000_000, 0, "passes are whole days apart");
     let expected: std::collections::BTreeSet<i64> = first.iter().flat_map(|s| [*s, s + shift]).collect();
     assert_eq!(both, expected);
-    assert_eq!(windows(&twice, dir.path(), true).unwrap(), b, "native and WASM windows differ");
+    assert_eq!(windows(&twice, dir.path(), Plugins::Native).unwrap(), b, "native and WASM windows differ");
     // The limit (one plain loop) does the same work: the same windows.
     assert_eq!(runnel_limit::count_file(&twice).unwrap().rows, b, "the limit's windows differ from runnel's");
 }
@@ -75,6 +75,7 @@ fn smoke_run_reports_every_case() {
         events: Some(3_000),
         rounds: Some(1),
         peers: false,
+        python: None,
         repo: dir.path().to_path_buf(),
         work: dir.path().to_path_buf(),
     };

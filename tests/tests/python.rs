@@ -1,6 +1,6 @@
 //! Plugins written in Python (guest-transforms/python, built by
-//! `runnel build` with componentize-py): the Python references of exercises
-//! 1-3 score 100% on the same cases as the Rust ones (held-back cases too)
+//! `runnel build` with componentize-py): the Python references of the five
+//! exercises score 100% on the same cases as the Rust ones (held-back cases too)
 //! and the untouched Python templates 0, naming the missing snippet; the Python
 //! add-weekday and count-events together give exactly the windows of the
 //! Rust plugins on the bundled day, computed here without runnel, and
@@ -25,6 +25,8 @@ fn python_exercises_grade_like_the_rust_ones() {
         ("01-filter-gameplay", "solutions/01-filter-gameplay"),
         ("02-add-weekday", "examples/add_weekday"),
         ("03-count-per-user", "examples/count_events"),
+        ("04-revenue-per-user", "solutions/04-revenue-per-user"),
+        ("05-flag-anomalies", "solutions/05-flag-anomalies"),
     ];
     for (name, solution) in solutions {
         let exercise = Exercise::find(name).unwrap().with_held_back(&held_back).unwrap();

@@ -41,10 +41,31 @@ pub struct BenchOptions {
     pub rounds: Option<usize>,
     /// Also run Beam and Flink (their virtualenvs must exist).
     pub peers: bool,
+    /// With `peers`: the Python builds of the two plugins, to run on the
+    /// peers' input too (or why they could not be built).
+    pub python: Option<std::result::Result<PythonPlugins, String>>,
     /// The repository (for scripts/peers and the virtualenvs).
     pub repo: PathBuf,
     /// Where inputs and scratch files go.
     pub work: PathBuf,
+}
+
+/// The Python twins of the benchmark's plugins (guest-transforms/python/
+/// examples), built by `runnel build`.
+pub struct PythonPlugins {
+    pub transform: PathBuf,
+    pub aggregate: PathBuf,
+}
+
+/// The plugins of one run.
+#[derive(Clone, Copy)]
+pub enum Plugins<'a> {
+    /// The bundled WASM guests, add-weekday and count-events.
+    Wasm,
+    /// Their native twins (no sandbox).
+    Native,
+    /// Their Python twins.
+    Python(&'a PythonPlugins),
 }
 
 /// Everything one run measured.
@@ -63,6 +84,9 @@ pub struct Results {
     pub native_breakdown: Option<Breakdown>,
     /// runnel (WASM) on the peers' input, and each peer there.
     pub runnel_on_peer_input: Option<f64>,
+    /// runnel with the Python plugins on the peers' input (their windows
+    /// checked like a peer's).
+    pub python_on_peer_input: Option<peers::PeerRun>,
     pub peers: Vec<peers::PeerRun>,
     pub peer_errors: Vec<String>,
 }
@@ -106,13 +130,17 @@ impl Sink for Rows {
     }
 }
 
-fn config(input: &Path, work: &Path) -> Result<PipelineConfig> {
+fn config(input: &Path, work: &Path, plugins: Plugins) -> Result<PipelineConfig> {
+    let (transform, aggregate) = match plugins {
+        Plugins::Python(p) => (p.transform.display().to_string(), p.aggregate.display().to_string()),
+        Plugins::Wasm | Plugins::Native => ("add-weekday".to_string(), "count-events".to_string()),
+    };
     let text = format!(
         "[source]\ntype = \"file\"\npath = {input:?}\n\
          [event]\nkey = \"/user_pseudo_id\"\ntime = \"/event_timestamp\"\ntime_format = \"us\"\n\
-         [transform]\nplugin = \"add-weekday\"\n\
+         [transform]\nplugin = {transform:?}\n\
          [windowing]\nwindow = {{ type = \"fixed\", size_s = 60 }}\n\
-         [aggregate]\nplugin = \"count-events\"\n\
+         [aggregate]\nplugin = {aggregate:?}\n\
          [sink]\ntype = \"null\"\n\
          [dead_letters]\npath = {:?}\n",
         work.join("dead-letters.ndjson")
@@ -121,10 +149,13 @@ fn config(input: &Path, work: &Path) -> Result<PipelineConfig> {
 }
 
 /// One end-to-end run; `rows` collects the windows instead of the null sink.
-fn run_pipeline(input: &Path, work: &Path, native: bool, rows: Option<Arc<Mutex<Vec<String>>>>) -> Result<Counters> {
-    let cfg = config(input, work)?;
-    let overrides =
-        Overrides { native: native.then(native::plugins), sink: rows.map(|r| Box::new(Rows(r)) as Box<dyn Sink>), ..Default::default() };
+fn run_pipeline(input: &Path, work: &Path, plugins: Plugins, rows: Option<Arc<Mutex<Vec<String>>>>) -> Result<Counters> {
+    let cfg = config(input, work, plugins)?;
+    let overrides = Overrides {
+        native: matches!(plugins, Plugins::Native).then(native::plugins),
+        sink: rows.map(|r| Box::new(Rows(r)) as Box<dyn Sink>),
+        ..Default::default()
+    };
     let counters = Pipeline::with_overrides(&cfg, overrides)?.run()?;
     ensure!(
         counters.dead_letters == 0 && counters.elements == counters.events_in,
@@ -136,11 +167,10 @@ fn run_pipeline(input: &Path, work: &Path, native: bool, rows: Option<Arc<Mutex<
     Ok(counters)
 }
 
-/// runnel's windows on `input` as `user,start_us,count` lines, sorted,
-/// with the WASM plugins or (`native`) their native twins.
-pub fn windows(input: &Path, work: &Path, native: bool) -> Result<Vec<String>> {
+/// runnel's windows on `input` as `user,start_us,count` lines, sorted.
+pub fn windows(input: &Path, work: &Path, plugins: Plugins) -> Result<Vec<String>> {
     let rows = Arc::new(Mutex::new(Vec::new()));
-    run_pipeline(input, work, native, Some(rows.clone()))?;
+    run_pipeline(input, work, plugins, Some(rows.clone()))?;
     let mut rows = std::mem::take(&mut *rows.lock().expect("not poisoned"));
     rows.sort();
     Ok(rows)
@@ -149,7 +179,7 @@ pub fn windows(input: &Path, work: &Path, native: bool) -> Result<Vec<String>> {
 /// The limit must do the same work as runnel, or comparing them means
 /// nothing: its windows must be runnel's, with the WASM plugins.
 fn same_windows_as_the_limit(input: &Path, work: &Path) -> Result<()> {
-    let runnel = windows(input, work, false)?;
+    let runnel = windows(input, work, Plugins::Wasm)?;
     let limit = runnel_limit::count_file(input)?.rows;
     ensure!(
         runnel == limit,
@@ -160,6 +190,23 @@ fn same_windows_as_the_limit(input: &Path, work: &Path) -> Result<()> {
         runnel.iter().zip(&limit).find(|(a, b)| a != b)
     );
     Ok(())
+}
+
+/// runnel with the Python plugins on the peers' input: the median of
+/// `rounds` runs, its windows checked against the WASM run's.
+fn python_run(input: &Path, expected: &[String], work: &Path, python: &PythonPlugins, rounds: usize) -> Result<peers::PeerRun> {
+    let windows = windows(input, work, Plugins::Python(python))?;
+    let runs: Vec<Counters> = (0..rounds).map(|_| run_pipeline(input, work, Plugins::Python(python), None)).collect::<Result<_>>()?;
+    let rate = median(&runs.iter().map(Counters::events_per_second).collect::<Vec<_>>());
+    let events = runs.first().map_or(0, |c| c.events_in as usize);
+    Ok(peers::PeerRun {
+        name: "runnel, Python plugins (componentize-py)".into(),
+        events,
+        seconds: events as f64 / rate,
+        events_per_second: rate,
+        windows: windows.len(),
+        same_windows: windows == expected,
+    })
 }
 
 /// Where one event's time goes in a run, in ns per input event.
@@ -206,14 +253,14 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
     let (mut wasm, mut native, mut limit) = (Vec::new(), Vec::new(), Vec::new());
     let (mut wasm_rounds, mut native_rounds) = (Vec::new(), Vec::new());
     // The same plugin runtime cache as a run's; a first round warms it.
-    run_pipeline(&input::looped(&data, &lines, 2_000)?, &opts.work, false, None)?;
+    run_pipeline(&input::looped(&data, &lines, 2_000)?, &opts.work, Plugins::Wasm, None)?;
     same_windows_as_the_limit(&input::looped(&data, &lines, events.min(lines.len()))?, &opts.work)?;
     for round in 1..=rounds {
-        let w = run_pipeline(&big, &opts.work, false, None)?;
+        let w = run_pipeline(&big, &opts.work, Plugins::Wasm, None)?;
         progress(&format!("round {round}/{rounds}: WASM {:.0} events/s", w.events_per_second()));
         wasm.push(w.events_per_second());
         wasm_rounds.push(w);
-        let n = run_pipeline(&big, &opts.work, true, None)?;
+        let n = run_pipeline(&big, &opts.work, Plugins::Native, None)?;
         progress(&format!("round {round}/{rounds}: native {:.0} events/s", n.events_per_second()));
         native.push(n.events_per_second());
         native_rounds.push(n);
@@ -234,6 +281,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
         wasm_breakdown: median_round(&wasm_rounds),
         native_breakdown: median_round(&native_rounds),
         runnel_on_peer_input: None,
+        python_on_peer_input: None,
         peers: Vec::new(),
         peer_errors: Vec::new(),
     };
@@ -242,11 +290,23 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
         let (small_n, large_n) = if opts.smoke { (2_000, 8_000) } else { (lines.len(), 8 * lines.len()) };
         let small = input::looped(&data, &lines, small_n)?;
         let large = input::looped(&data, &lines, large_n)?;
-        let small_rows = windows(&small, &opts.work, false)?;
-        let large_rows = windows(&large, &opts.work, false)?;
-        let on_small: Vec<f64> =
-            (0..rounds).map(|_| run_pipeline(&small, &opts.work, false, None).map(|c| c.events_per_second())).collect::<Result<_>>()?;
+        let small_rows = windows(&small, &opts.work, Plugins::Wasm)?;
+        let large_rows = windows(&large, &opts.work, Plugins::Wasm)?;
+        let on_small: Vec<f64> = (0..rounds)
+            .map(|_| run_pipeline(&small, &opts.work, Plugins::Wasm, None).map(|c| c.events_per_second()))
+            .collect::<Result<_>>()?;
         results.runnel_on_peer_input = Some(median(&on_small));
+        match &opts.python {
+            Some(Ok(python)) => {
+                progress(&format!("runnel with the Python plugins, {small_n} events"));
+                match python_run(&small, &small_rows, &opts.work, python, rounds) {
+                    Ok(r) => results.python_on_peer_input = Some(r),
+                    Err(e) => results.peer_errors.push(format!("runnel with the Python plugins: {e:#}")),
+                }
+            }
+            Some(Err(e)) => results.peer_errors.push(format!("the Python plugins were not built: {e}")),
+            None => {}
+        }
         for mode in ["streaming", "batch"] {
             progress(&format!("Apache Beam, {mode}, {small_n} events"));
             match peers.beam(mode, &small, &small_rows, &opts.work) {

@@ -16,6 +16,9 @@ const TARGET_WASM_OF_LIMIT: f64 = 0.75;
 const TARGET_NATIVE_OF_LIMIT: f64 = 0.9;
 const TARGET_BEAM_STREAMING: f64 = 100.0;
 const TARGET_FLINK: f64 = 2.5;
+/// runnel with Python plugins / Beam's Python DirectRunner in batch mode
+/// (the Python plugins issue's target).
+const TARGET_PYTHON_OVER_BEAM_BATCH: f64 = 5.0;
 
 fn verdict(smoke: bool, met: bool) -> &'static str {
     match (smoke, met) {
@@ -89,6 +92,22 @@ pub fn summary(r: &Results) -> Vec<String> {
             lines.push(format!("runnel / {}: {:.1}×{target}; same windows: {}", p.name, ratio, if p.same_windows { "yes" } else { "NO" }));
         }
     }
+    if let Some(python) = &r.python_on_peer_input {
+        let beam_batch = r.peers.iter().find(|p| p.name.contains("Beam") && p.name.contains("batch"));
+        let versus = beam_batch.map_or(String::new(), |b| {
+            let ratio = python.events_per_second / b.events_per_second;
+            format!(
+                "; / {}: {ratio:.1}× (target ≥ {TARGET_PYTHON_OVER_BEAM_BATCH}×: {})",
+                b.name,
+                verdict(r.smoke, ratio >= TARGET_PYTHON_OVER_BEAM_BATCH)
+            )
+        });
+        lines.push(format!(
+            "runnel with Python plugins: {} events/s{versus}; same windows: {}",
+            thousands(python.events_per_second),
+            if python.same_windows { "yes" } else { "NO" }
+        ));
+    }
     for e in &r.peer_errors {
         lines.push(format!("peer failed: {}", e.lines().next().unwrap_or_default()));
     }
@@ -146,7 +165,7 @@ pub fn markdown(r: &Results, plot: &str) -> String {
         let _ = writeln!(md, "|---|---|---|---|---|---|");
         let _ =
             writeln!(md, "| runnel, WASM plugins | {} | {} | 1.0 | | |", r.peers.first().map_or(0, |p| p.events), thousands(on_peer_input));
-        for p in &r.peers {
+        for p in r.python_on_peer_input.iter().chain(&r.peers) {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {:.1}× | {} | {} |",
@@ -169,7 +188,7 @@ pub fn svg(r: &Results) -> String {
         ("runnel, native plugins".to_string(), r.native_rate()),
         ("the limit (plain Rust loop)".to_string(), r.limit_rate()),
     ];
-    for p in &r.peers {
+    for p in r.python_on_peer_input.iter().chain(&r.peers) {
         bars.push((p.name.clone(), p.events_per_second));
     }
     bars.retain(|(_, v)| v.is_finite() && *v > 0.0);

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
-use crate::bench::{report, BenchOptions};
+use crate::bench::{report, BenchOptions, PythonPlugins};
 
 /// Where the report goes: markdown (`out`, with a `.json` beside it) and
 /// the SVG plot it links to by file name.
@@ -28,4 +28,13 @@ pub fn run(opts: &BenchOptions, args: &Outputs) -> Result<()> {
     }
     println!("report: {} (plot {})", args.out.display(), args.plot.display());
     Ok(())
+}
+
+/// Builds the Python twins of the benchmark's plugins
+/// (`guest-transforms/python/examples`) into `work`.
+pub fn build_python(repo: &std::path::Path, work: &std::path::Path) -> Result<PythonPlugins, String> {
+    let examples = repo.join("guest-transforms/python/examples");
+    let build =
+        |name: &str| super::build::python(&examples.join(name), &work.join(format!("python-{name}.wasm"))).map_err(|e| format!("{e:#}"));
+    Ok(PythonPlugins { transform: build("add_weekday")?, aggregate: build("count_events")? })
 }

@@ -11,11 +11,18 @@
 //!   random key in `cache.key` (mode 0600). An artifact whose tag is missing
 //!   or wrong is not loaded: the plugin is compiled again and the artifact
 //!   rewritten.
+//! - Cranelift's compiled *functions* are kept there too ([`FunctionCache`]),
+//!   in packs authenticated the same way, so a plugin never compiled before
+//!   reuses every function an earlier one shared with it: every Python
+//!   plugin carries the same CPython, and only its own few functions are
+//!   new.
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 /// A private cache folder and the key its artifacts are tagged with.
 #[derive(Clone, Debug)]
@@ -122,6 +129,162 @@ fn key(path: &Path) -> Result<[u8; 32]> {
     Ok(key)
 }
 
+/// Cranelift's compiled functions, by the hash of their input (wasmtime's
+/// incremental compilation): in memory for the process, and, once
+/// [attached](Self::attach) to the artifact cache, in packs there
+/// (`functions-ENGINE-ID.pack`), read on the first lookup and written after
+/// each compilation that made new ones ([`persist`](Self::persist)).
+#[derive(Debug, Default)]
+pub struct FunctionCache {
+    functions: Mutex<Functions>,
+    /// The artifact cache and the engine's compatibility hash (packs of
+    /// another engine are never read).
+    disk: OnceLock<(ArtifactCache, String)>,
+}
+
+/// Compiled functions by key, and what is known of them.
+#[derive(Debug, Default)]
+struct Functions {
+    code: HashMap<Vec<u8>, Vec<u8>>,
+    bytes: usize,
+    /// Keys compiled here and not yet in a pack.
+    fresh: Vec<Vec<u8>>,
+    /// The packs read (all of them, once the first lookup has read them).
+    packs: Option<Vec<PathBuf>>,
+    /// Lookups answered, for tests and logs.
+    hits: u64,
+}
+
+/// What the function cache may hold; past it, new functions are not kept.
+const FUNCTION_CACHE_BYTES: usize = 256 << 20;
+/// Packs past this many are merged into one when the next is written.
+const MAX_PACKS: usize = 16;
+const PACK_MAGIC: &[u8] = b"runnel-functions/1\n";
+
+impl Functions {
+    fn add(&mut self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        if self.bytes + key.len() + value.len() > FUNCTION_CACHE_BYTES {
+            return false;
+        }
+        self.bytes += key.len() + value.len();
+        self.code.insert(key, value);
+        true
+    }
+}
+
+impl FunctionCache {
+    /// Keeps the functions in `cache` from now on, for an engine whose
+    /// compatibility hash is `engine`.
+    pub fn attach(&self, cache: ArtifactCache, engine: String) {
+        let _ = self.disk.set((cache, engine));
+    }
+
+    /// Lookups answered so far.
+    pub fn hits(&self) -> u64 {
+        self.functions.lock().map_or(0, |f| f.hits)
+    }
+
+    fn pack_prefix(engine: &str) -> String {
+        format!("functions-{engine}-")
+    }
+
+    /// Reads every trusted pack of this engine, once; a pack whose tag is
+    /// wrong is skipped (and replaced by the next merge).
+    fn load(&self, functions: &mut Functions) {
+        if functions.packs.is_some() {
+            return;
+        }
+        let mut packs = Vec::new();
+        if let Some((cache, engine)) = self.disk.get() {
+            let prefix = Self::pack_prefix(engine);
+            let names = std::fs::read_dir(cache.dir()).into_iter().flatten().flatten().map(|e| e.path());
+            for path in
+                names.filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".pack")))
+            {
+                match cache.read(&path) {
+                    Ok(Some(bytes)) => {
+                        for (key, value) in entries(&bytes) {
+                            functions.add(key.to_vec(), value.to_vec());
+                        }
+                    }
+                    Ok(None) => continue,
+                    Err(e) => tracing::warn!(path = %path.display(), "untrusted compiled-function pack, not used: {e:#}"),
+                }
+                packs.push(path);
+            }
+        }
+        functions.packs = Some(packs);
+    }
+
+    /// Writes the functions compiled since the last call as one pack (all
+    /// of them, replacing the others, once there are too many packs).
+    pub fn persist(&self) -> Result<()> {
+        let Some((cache, engine)) = self.disk.get() else { return Ok(()) };
+        let mut functions = self.functions.lock().map_err(|_| anyhow::anyhow!("the function cache lock is poisoned"))?;
+        if functions.fresh.is_empty() {
+            return Ok(());
+        }
+        let old = functions.packs.clone().unwrap_or_default();
+        let merge = old.len() >= MAX_PACKS;
+        let keys: Vec<&Vec<u8>> = if merge { functions.code.keys().collect() } else { functions.fresh.iter().collect() };
+        let mut pack = PACK_MAGIC.to_vec();
+        for key in keys {
+            let Some(value) = functions.code.get(key) else { continue };
+            for part in [key.as_slice(), value.as_slice()] {
+                pack.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                pack.extend_from_slice(part);
+            }
+        }
+        let id = &blake3::hash(&pack).to_hex()[..16];
+        let path = cache.dir().join(format!("{}{id}.pack", Self::pack_prefix(engine)));
+        cache.write(&path, &pack)?;
+        functions.fresh.clear();
+        let mut packs = if merge {
+            for stale in old.iter().filter(|p| **p != path) {
+                let _ = std::fs::remove_file(stale);
+                let _ = std::fs::remove_file(ArtifactCache::tag_path(stale));
+            }
+            Vec::new()
+        } else {
+            old
+        };
+        packs.push(path);
+        functions.packs = Some(packs);
+        Ok(())
+    }
+}
+
+/// A pack's (key, value) entries; a malformed tail ends them.
+fn entries(pack: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = pack.strip_prefix(PACK_MAGIC).unwrap_or_default();
+    let mut part = move || -> Option<&[u8]> {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let bytes = rest.get(4..4 + len)?;
+        rest = &rest[4 + len..];
+        Some(bytes)
+    };
+    std::iter::from_fn(move || Some((part()?, part()?)))
+}
+
+impl wasmtime::CacheStore for FunctionCache {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let mut functions = self.functions.lock().ok()?;
+        self.load(&mut functions);
+        let code = functions.code.get(key).cloned()?;
+        functions.hits += 1;
+        Some(std::borrow::Cow::Owned(code))
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let Ok(mut functions) = self.functions.lock() else { return false };
+        let kept = functions.add(key.to_vec(), value);
+        if kept {
+            functions.fresh.push(key.to_vec());
+        }
+        kept
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +304,63 @@ mod tests {
         assert!(again.read(&artifact).unwrap().is_some());
         let mode = std::fs::metadata(cache.dir()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn compiled_functions_outlive_the_process_and_a_changed_pack_is_not_used() {
+        use wasmtime::CacheStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let functions = FunctionCache::default();
+            functions.attach(ArtifactCache::open(&dir.path().join("cache")).unwrap(), "engine1".into());
+            functions
+        };
+        let first = open();
+        assert!(first.get(b"f").is_none());
+        assert!(first.insert(b"f", b"code of f".to_vec()));
+        first.persist().unwrap();
+        assert!(first.insert(b"g", b"code of g".to_vec()));
+        first.persist().unwrap();
+        // Another process finds both; another engine finds neither.
+        let second = open();
+        assert_eq!(second.get(b"f").as_deref(), Some(&b"code of f"[..]));
+        assert_eq!(second.get(b"g").as_deref(), Some(&b"code of g"[..]));
+        assert_eq!(second.hits(), 2);
+        let other = FunctionCache::default();
+        other.attach(ArtifactCache::open(&dir.path().join("cache")).unwrap(), "engine2".into());
+        assert!(other.get(b"f").is_none());
+        // A pack changed behind runnel's back is not used.
+        for entry in std::fs::read_dir(dir.path().join("cache")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "pack") {
+                let mut bytes = std::fs::read(&path).unwrap();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+                std::fs::write(&path, bytes).unwrap();
+            }
+        }
+        let third = open();
+        assert!(third.get(b"f").is_none() && third.get(b"g").is_none());
+    }
+
+    #[test]
+    fn too_many_packs_are_merged_into_one() {
+        use wasmtime::CacheStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let functions = FunctionCache::default();
+        functions.attach(ArtifactCache::open(dir.path()).unwrap(), "e".into());
+        let packs = || {
+            std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "pack")).count()
+        };
+        for i in 0..=MAX_PACKS {
+            assert!(functions.get(&[i as u8]).is_none());
+            functions.insert(&[i as u8], vec![i as u8; 8]);
+            functions.persist().unwrap();
+        }
+        assert_eq!(packs(), 1, "merged");
+        let again = FunctionCache::default();
+        again.attach(ArtifactCache::open(dir.path()).unwrap(), "e".into());
+        assert!((0..=MAX_PACKS).all(|i| again.get(&[i as u8]).as_deref() == Some(&vec![i as u8; 8][..])));
     }
 
     #[test]

@@ -21,8 +21,9 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 
-pub use super::sandbox::{Phase, PluginState};
+use super::cache::FunctionCache;
 use super::sandbox::{CallDeadline, SandboxLimit};
+pub use super::sandbox::{Phase, PluginState};
 use super::PluginSource;
 
 /// How long one epoch tick lasts; time budgets are whole ticks.
@@ -88,43 +89,8 @@ pub struct PluginRuntime {
     /// The on-disk artifact cache, with the engine's compatibility hash
     /// that is part of every artifact's name.
     disk: Option<(super::cache::ArtifactCache, String)>,
-}
-
-/// Cranelift's compiled functions, by the hash of their input, for this
-/// process: a second Python plugin compiles in a fraction of the first's
-/// time (all but its own few functions are found here). In memory only:
-/// compiled code on disk would need the artifact cache's authentication
-/// ([`super::cache`]), and whole plugins are cached there already.
-#[derive(Debug, Default)]
-struct FunctionCache {
-    functions: Mutex<Functions>,
-}
-
-/// Compiled functions by key, and the bytes they take.
-#[derive(Debug, Default)]
-struct Functions {
-    code: HashMap<Vec<u8>, Vec<u8>>,
-    bytes: usize,
-}
-
-/// What the function cache may hold; past it, new functions are not kept.
-const FUNCTION_CACHE_BYTES: usize = 256 << 20;
-
-impl wasmtime::CacheStore for FunctionCache {
-    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
-        let functions = self.functions.lock().ok()?;
-        functions.code.get(key).map(|code| std::borrow::Cow::Owned(code.clone()))
-    }
-
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
-        let Ok(mut functions) = self.functions.lock() else { return false };
-        if functions.bytes + value.len() > FUNCTION_CACHE_BYTES {
-            return false;
-        }
-        functions.bytes += value.len() + key.len();
-        functions.code.insert(key.to_vec(), value);
-        true
-    }
+    /// Compiled functions, shared with the engine's Cranelift.
+    functions: Arc<FunctionCache>,
 }
 
 impl PluginRuntime {
@@ -144,9 +110,11 @@ impl PluginRuntime {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         // Plugins share most of their code (every Python plugin carries the
-        // same CPython): Cranelift reuses each function it compiled before.
+        // same CPython): Cranelift reuses each function it compiled before,
+        // in this process or (from the disk cache) an earlier one.
+        let functions = Arc::new(FunctionCache::default());
         config
-            .enable_incremental_compilation(Arc::new(FunctionCache::default()))
+            .enable_incremental_compilation(functions.clone())
             .map_err(anyhow::Error::from)
             .context("cannot enable incremental compilation")?;
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the WebAssembly engine")?;
@@ -168,13 +136,16 @@ impl PluginRuntime {
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_hash = format!("{:016x}", hasher.finish());
         let disk = cache_dir.and_then(|d| match super::cache::ArtifactCache::open(&d) {
-            Ok(cache) => Some((cache, engine_hash)),
+            Ok(cache) => {
+                functions.attach(cache.clone(), engine_hash.clone());
+                Some((cache, engine_hash))
+            }
             Err(e) => {
                 eprintln!("warning: not using the compiled-plugin cache: {e:#}");
                 None
             }
         });
-        Ok(Self { engine, linker, limits, compiled: Mutex::new(HashMap::new()), disk })
+        Ok(Self { engine, linker, limits, compiled: Mutex::new(HashMap::new()), disk, functions })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -187,6 +158,11 @@ impl PluginRuntime {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Compiled functions reused instead of compiled (see [`FunctionCache`]).
+    pub fn functions_reused(&self) -> u64 {
+        self.functions.hits()
     }
 
     /// Compiles a component (or takes it from the cache), or says why the
@@ -232,6 +208,9 @@ impl PluginRuntime {
             }
             None => {
                 let c = self.compile_uncached(source)?;
+                if let Err(e) = self.functions.persist() {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot cache the compiled functions");
+                }
                 if let (Some(p), Some((cache, _))) = (&artifact, &self.disk) {
                     if let Err(e) = c.serialize().map_err(anyhow::Error::from).and_then(|bytes| cache.write(p, &bytes)) {
                         tracing::warn!(path = %p.display(), error = %format!("{e:#}"), "cannot cache the compiled plugin");
@@ -433,6 +412,33 @@ mod tests {
         let wary = PluginRuntime::with_cache(Limits::default(), Some(cache)).unwrap();
         assert_eq!(wary.compile_traced(&source).unwrap().1, CompiledFrom::Compiled, "not deserialised");
         assert_ne!(std::fs::read(&artifact).unwrap(), bytes, "rewritten");
+    }
+
+    #[test]
+    fn a_plugin_compiled_in_another_process_lends_its_functions() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let bytes = super::super::bundled::find("add-weekday").unwrap().to_vec();
+        let first = PluginRuntime::with_cache(Limits::default(), Some(cache.clone())).unwrap();
+        first.compile_traced(&PluginSource::from_bytes("add-weekday", bytes.clone())).unwrap();
+        // A later process compiles a plugin it has no artifact of whose
+        // functions are the same (as every Python plugin's CPython is):
+        // here, the same code with a custom section of its own.
+        let mut other = bytes;
+        other.extend_from_slice(&[0, 6, 5]);
+        other.extend_from_slice(b"other");
+        let later = PluginRuntime::with_cache(Limits::default(), Some(cache)).unwrap();
+        let source = PluginSource::from_bytes("other", other);
+        assert_eq!(later.compile_traced(&source).unwrap().1, CompiledFrom::Compiled);
+        // Without the disk cache, only a plugin's own duplicate functions are.
+        let alone = PluginRuntime::with_cache(Limits::default(), None).unwrap();
+        alone.compile_traced(&source).unwrap();
+        assert!(
+            later.functions_reused() > 2 * alone.functions_reused(),
+            "{} against {}",
+            later.functions_reused(),
+            alone.functions_reused()
+        );
     }
 
     #[test]

@@ -133,16 +133,8 @@ impl TransformPlugin {
             )
         })?;
         let base = Reader::from_spec(fields).map_err(|e| anyhow::anyhow!("the key or event time field: {e}"))?;
-        let mut plugin = Self {
-            pre,
-            live: None,
-            config: config.to_string(),
-            base,
-            wants: None,
-            guest_time: Default::default(),
-            source,
-            report,
-        };
+        let mut plugin =
+            Self { pre, live: None, config: config.to_string(), base, wants: None, guest_time: Default::default(), source, report };
         let name = plugin.source.name.clone();
         plugin.instance(runtime).map_err(|e| e.context(format!("{name} refused to start")))?;
         Ok(plugin)
@@ -160,11 +152,8 @@ impl TransformPlugin {
             // Instantiation and init share the start-up budget the new
             // store is armed with.
             let mut store = runtime.new_store();
-            let instance = self
-                .pre
-                .instantiate(&mut store)
-                .map_err(|e| Failure::of(&e, store.data()))
-                .context("instantiating the plugin failed")?;
+            let instance =
+                self.pre.instantiate(&mut store).map_err(|e| Failure::of(&e, store.data())).context("instantiating the plugin failed")?;
             let info = instance
                 .runnel_plugin_transformer()
                 .call_init(&mut store, &self.config)
