@@ -179,6 +179,9 @@ pub struct Reloader {
     /// tearing down an instance (unmapping its memory) is not free, and
     /// must not stall the event path.
     retired: Sender<Box<dyn Send>>,
+    /// Watchers hold only a weak reference: once the pipeline (and this)
+    /// is gone, they stop instead of polling its files for ever.
+    alive: Arc<()>,
 }
 
 impl Reloader {
@@ -195,10 +198,6 @@ impl Reloader {
             .name("runnel-reload".into())
             .spawn(move || {
                 for req in rx {
-                    if req.is_noop() {
-                        in_flight.fetch_sub(1, Ordering::SeqCst);
-                        continue;
-                    }
                     let started = Instant::now();
                     let label = req.source.label();
                     let plugin = match req.kind {
@@ -230,7 +229,7 @@ impl Reloader {
             .name("runnel-retire".into())
             .spawn(move || graveyard.into_iter().for_each(drop))
             .context("cannot start the plugin retirement thread")?;
-        Ok(Self { retired, handle: ReloadHandle { tx, loading, delivered }, loaded: done_rx })
+        Ok(Self { retired, handle: ReloadHandle { tx, loading, delivered }, loaded: done_rx, alive: Arc::new(()) })
     }
 
     pub fn handle(&self) -> ReloadHandle {
@@ -248,18 +247,34 @@ impl Reloader {
     }
 
     /// Watches plugin files; a changed, stable file is sent for loading.
-    pub fn watch(&self, files: Vec<(Kind, PathBuf)>, every: Duration) {
+    /// The watcher ends with the pipeline (this `Reloader`); its thread is
+    /// returned for tests.
+    pub fn watch(&self, files: Vec<(Kind, PathBuf)>, every: Duration) -> Option<std::thread::JoinHandle<()>> {
         if files.is_empty() {
-            return;
+            return None;
         }
         let handle = self.handle();
-        let _ = std::thread::Builder::new().name("runnel-watch".into()).spawn(move || {
+        let alive = Arc::downgrade(&self.alive);
+        let watcher = std::thread::Builder::new().name("runnel-watch".into()).spawn(move || {
             let hash = |p: &PathBuf| std::fs::read(p).ok().map(|b| (blake3::hash(&b), b));
+            // A file whose size and modification time are those of the last
+            // poll, with nothing pending, is not read again: a Python
+            // plugin is 19 MB, polled four times a second.
+            let stamp = |p: &PathBuf| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
+            let mut stamps: Vec<_> = files.iter().map(|(_, p)| stamp(p)).collect();
             let mut current: Vec<_> = files.iter().map(|(_, p)| hash(p).map(|h| h.0)).collect();
             let mut seen = current.clone();
             loop {
                 std::thread::sleep(every);
+                if alive.strong_count() == 0 {
+                    break;
+                }
                 for (i, (kind, path)) in files.iter().enumerate() {
+                    let now = stamp(path);
+                    if now == stamps[i] && seen[i] == current[i] {
+                        continue;
+                    }
+                    stamps[i] = now;
                     let Some((h, bytes)) = hash(path) else { continue };
                     // Load only once the content is the same on two polls.
                     if Some(h) == seen[i] && Some(h) != current[i] {
@@ -269,23 +284,9 @@ impl Reloader {
                     }
                     seen[i] = Some(h);
                 }
-                handle.loading.fetch_add(1, Ordering::SeqCst);
-                if handle.tx.send(ReloadRequest::noop()).is_err() {
-                    break;
-                }
             }
         });
-    }
-}
-
-impl ReloadRequest {
-    /// Used by the watcher to notice that the pipeline has gone.
-    fn noop() -> Self {
-        Self { kind: Kind::Transform, source: PluginSource::from_bytes("", Vec::new()), reply: None }
-    }
-
-    fn is_noop(&self) -> bool {
-        self.source.bytes.is_empty() && self.source.name.is_empty()
+        watcher.ok()
     }
 }
 
@@ -319,4 +320,28 @@ pub fn load_aggregate(runtime: &PluginRuntime, source: PluginSource, config: &st
     let mut panes = vec![crate::window::Pane::smoke()];
     plugin.apply(&ops, &mut batch, &mut panes).context("the plugin failed its smoke call (add, extract and release of one `{}` event)")?;
     Ok(plugin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watcher_ends_with_its_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plugin.wasm");
+        std::fs::write(&file, b"not yet a plugin").unwrap();
+        let runtime = Arc::new(PluginRuntime::with_cache(Default::default(), None).unwrap());
+        let fields = FieldsSpec { key_pointer: None, time_pointer: None, time_format: runnel_event::TimeFormat::Micros };
+        let reloader = Reloader::start(runtime, fields, String::new(), String::new()).unwrap();
+        let watcher = reloader.watch(vec![(Kind::Transform, file)], Duration::from_millis(5)).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!watcher.is_finished(), "watching while the pipeline runs");
+        drop(reloader);
+        let until = Instant::now() + Duration::from_secs(5);
+        while !watcher.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(watcher.is_finished(), "the watcher outlived its pipeline");
+    }
 }
