@@ -18,7 +18,7 @@ fn main() {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
         .args(["build", "--profile", "guest", "--target", "wasm32-wasip2", "--workspace"])
-        .args(["--exclude", "runnel", "--exclude", "runnel-tests"])
+        .args(["--exclude", "runnel", "--exclude", "runnel-tests", "--exclude", "runnel-beam"])
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build's settings are for the host, not for the guests.

@@ -7,13 +7,8 @@
 #   scripts/beam-golden.sh FILE.ndjson  # print one scenario's Beam panes
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BEAM_VERSION=2.77.0
-VENV=target/beam-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import apache_beam" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet "apache-beam==$BEAM_VERSION"
-fi
-PY="$VENV/bin/python"
+scripts/beam.sh venv
+PY="${RUNNEL_BEAM_VENV:-$PWD/target/beam-venv}/bin/python"
 if [ $# -eq 1 ]; then
   exec "$PY" tests/replay/beam/make_golden.py "$1"
 fi

@@ -176,6 +176,36 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// The record of one refused event, stamped now (an excerpt of the
+    /// payload past [`MAX_PAYLOAD`], as text when it is UTF-8).
+    pub fn new((stage, code): (Stage, Reason), reason: &str, source: String, plugin: Option<&str>, payload: &[u8]) -> Self {
+        let (kept, size, digest) = if payload.len() > MAX_PAYLOAD {
+            (&payload[..MAX_PAYLOAD], Some(payload.len()), Some(blake3::hash(payload).to_hex().to_string()))
+        } else {
+            (payload, None, None)
+        };
+        let (text, b64) = match std::str::from_utf8(kept) {
+            Ok(s) => (Some(s.to_string()), None),
+            // An excerpt may end inside a character: keep it as text anyway.
+            Err(e) if size.is_some() && e.error_len().is_none() => {
+                (Some(String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned()), None)
+            }
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(kept))),
+        };
+        DeadLetter {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            stage,
+            code,
+            reason: reason.to_string(),
+            source,
+            plugin: plugin.map(str::to_string),
+            payload: text,
+            payload_base64: b64,
+            payload_size: size,
+            payload_blake3: digest,
+        }
+    }
+
     /// Whether the payload is whole (not an excerpt of an oversized event).
     pub fn is_whole(&self) -> bool {
         self.payload_size.is_none()
@@ -255,31 +285,8 @@ impl DeadLetters {
         plugin: Option<&str>,
         payload: &[u8],
     ) -> Result<()> {
-        let (kept, size, digest) = if payload.len() > MAX_PAYLOAD {
-            (&payload[..MAX_PAYLOAD], Some(payload.len()), Some(blake3::hash(payload).to_hex().to_string()))
-        } else {
-            (payload, None, None)
-        };
-        let (text, b64) = match std::str::from_utf8(kept) {
-            Ok(s) => (Some(s.to_string()), None),
-            // An excerpt may end inside a character: keep it as text anyway.
-            Err(e) if size.is_some() && e.error_len().is_none() => {
-                (Some(String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned()), None)
-            }
-            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(kept))),
-        };
-        let record = DeadLetter {
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            stage,
-            code,
-            reason: reason.to_string(),
-            source,
-            plugin: plugin.map(str::to_string),
-            payload: text,
-            payload_base64: b64,
-            payload_size: size,
-            payload_blake3: digest,
-        };
+        let record = DeadLetter::new((stage, code), reason, source, plugin, payload);
+        let kept = &payload[..payload.len().min(MAX_PAYLOAD)];
         crate::telemetry::push_recent(
             &mut self.recent,
             crate::telemetry::DeadLetterSample {

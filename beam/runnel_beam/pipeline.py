@@ -1,0 +1,162 @@
+"""A runnel pipeline file as a Beam pipeline.
+
+`translate(path)` reads the file through the bridge (the host validates it
+exactly as `runnel run` does) and turns each table into its Beam
+counterpart, refusing what Beam cannot do the same way; `build(p, path)`
+adds the job to a Beam pipeline `p`.
+"""
+
+import json
+import os
+import typing
+
+import apache_beam as beam
+from apache_beam import coders
+from apache_beam.transforms import trigger, window
+from apache_beam.utils.timestamp import Duration
+
+from . import _bridge
+from .fns import DEAD_LETTERS, PluginCombine, Rows, RunStage
+
+
+class Untranslatable(ValueError):
+    """A setting of the pipeline file that Beam cannot run the same way."""
+
+
+def window_fn(spec):
+    kind = spec["type"]
+    if kind == "fixed":
+        return window.FixedWindows(spec["size_s"])
+    if kind == "sliding":
+        return window.SlidingWindows(spec["size_s"], spec["period_s"])
+    if kind == "session":
+        return window.Sessions(spec["gap_s"])
+    if kind == "global":
+        return window.GlobalWindows()
+    raise Untranslatable(f"[windowing] window type {kind!r} has no Beam counterpart")
+
+
+def trigger_fn(spec):
+    """runnel's trigger spec (the same tree Beam has) as Beam's trigger."""
+    kind = spec["type"]
+    if kind == "default":
+        return trigger.DefaultTrigger()
+    if kind == "after_watermark":
+        early = trigger_fn(spec["early"]) if spec.get("early") else None
+        late = trigger_fn(spec["late"]) if spec.get("late") else None
+        return trigger.AfterWatermark(early=early, late=late)
+    if kind == "after_count":
+        return trigger.AfterCount(spec["count"])
+    if kind == "after_processing_time":
+        return trigger.AfterProcessingTime(spec["delay_s"])
+    if kind == "repeatedly":
+        return trigger.Repeatedly(trigger_fn(spec["of"]))
+    if kind == "after_any":
+        return trigger.AfterAny(*[trigger_fn(t) for t in spec["of"]])
+    if kind == "after_all":
+        return trigger.AfterAll(*[trigger_fn(t) for t in spec["of"]])
+    raise Untranslatable(f"[windowing] trigger type {kind!r} has no Beam counterpart")
+
+
+def project(plan):
+    p = plan["cloud"].get("project") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not p:
+        raise Untranslatable("no Google Cloud project: set [cloud] project or GOOGLE_CLOUD_PROJECT")
+    return p
+
+
+class Job:
+    """The pipeline file, translated: what `build` adds to a Beam pipeline."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self.pipeline = _bridge.Pipeline(self.path)
+        self.plan = plan = json.loads(self.pipeline.plan())
+        if plan.get("watermark"):
+            raise Untranslatable(
+                "[watermark] configures runnel's own watermark estimator; on Beam the source sets the "
+                "watermark (a file: all of it is on time; Pub/Sub: the runner's estimate). Remove [watermark] "
+                "to run this file on Beam"
+            )
+        self.source = plan["source"]
+        if self.source["type"] == "synthetic":
+            raise Untranslatable(
+                "[source] type = \"synthetic\" exists only in `runnel run`; on Beam read a file "
+                "(type = \"file\") or a Pub/Sub subscription (type = \"pubsub\")"
+            )
+        time = plan["event"]["time"]
+        if time == "arrival" or time.startswith("attribute:"):
+            raise Untranslatable(
+                f"[event] time = {time!r} is not translated yet: on Beam use a field "
+                "(e.g. \"/event_timestamp\") or \"publish_time\" with Pub/Sub"
+            )
+        if time == "publish_time" and self.source["type"] != "pubsub":
+            raise Untranslatable("[event] time = \"publish_time\" needs a Pub/Sub source")
+        sink = plan["sink"]
+        if sink["type"] not in ("ndjson", "null"):
+            raise Untranslatable(
+                f"[sink] type = {sink['type']!r} is not translated yet: on Beam write rows to a file "
+                "(type = \"ndjson\", path = ...)"
+            )
+        w = plan["windowing"]
+        self.window = window_fn(w["window"])
+        self.trigger = trigger_fn(w["trigger"])
+        self.accumulation = (
+            trigger.AccumulationMode.ACCUMULATING
+            if w["accumulation"] == "accumulating"
+            else trigger.AccumulationMode.DISCARDING
+        )
+        self.allowed_lateness = Duration(micros=round(w["allowed_lateness_s"] * 1e6))
+        # Loading the plugins here refuses a bad one before Beam starts,
+        # with the same message `runnel check` gives.
+        self.stage_label = _bridge.Stage(self.pipeline).label
+        combine = _bridge.Combine(self.pipeline)
+        self.aggregate_label = combine.label
+        self.keep_payload = combine.needs_payload
+
+    def origin(self):
+        s = self.source
+        return f"file:{s['path']}" if s["type"] == "file" else f"pubsub:{s['subscription']}"
+
+    def read(self, p):
+        s = self.source
+        if s["type"] == "file":
+            # Bytes, not text: the plugins get each line as the file has it.
+            return p | "read" >> beam.io.ReadFromText(s["path"], coder=coders.BytesCoder())
+        subscription = f"projects/{project(self.plan)}/subscriptions/{s['subscription']}"
+        return p | "read" >> beam.io.ReadFromPubSub(subscription=subscription)
+
+    def write_lines(self, lines, path, label):
+        return lines | label >> beam.io.WriteToText(path, shard_name_template="", append_trailing_newlines=True)
+
+
+def translate(path):
+    """The file's job, or `Untranslatable` saying what to change."""
+    return Job(path)
+
+
+def build(p, path):
+    """Adds the pipeline file's job to `p`; returns (rows, dead letters)."""
+    job = translate(path)
+    stage = beam.ParDo(RunStage(job.path, job.origin(), job.keep_payload))
+    # Declared, since Beam cannot infer them through the bundle buffer.
+    stage = stage.with_output_types(typing.Tuple[str, bytes])
+    staged = job.read(p) | "transform" >> stage.with_outputs(DEAD_LETTERS, main="elements")
+    rows = (
+        staged.elements
+        | "window"
+        >> beam.WindowInto(
+            job.window,
+            trigger=job.trigger,
+            accumulation_mode=job.accumulation,
+            allowed_lateness=job.allowed_lateness,
+        )
+        | "aggregate" >> beam.CombinePerKey(PluginCombine(job.path))
+        | "rows" >> beam.ParDo(Rows(job.path, job.stage_label, job.aggregate_label)).with_output_types(str)
+    )
+    dead = staged[DEAD_LETTERS]
+    sink = job.plan["sink"]
+    if sink["type"] == "ndjson":
+        job.write_lines(rows, sink["path"], "write rows")
+    job.write_lines(dead, job.plan["dead_letters"]["path"], "write dead letters")
+    return rows, dead
