@@ -23,7 +23,7 @@ fi
 
 # One style and no lint warnings (rustfmt.toml; clippy's defaults).
 cargo fmt --all --check || { echo "run \`cargo fmt --all\` and commit the result" >&2; exit 1; }
-cargo clippy --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit --all-targets -- -D warnings
+cargo clippy --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit -p runnel-beam --all-targets -- -D warnings
 
 # Build first, so the emulators do not idle through a long compile.
 cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit --no-run
@@ -36,6 +36,10 @@ for dir in guest-transforms/python/{examples,exercises,solutions,test-guests}/*/
   name=$(basename "$(dirname "$dir")")-$(basename "$dir")
   target/debug/runnel build "$dir" -o "target/test-artifacts/python/$name.wasm" >/dev/null
 done
+
+# Apache Beam (pinned, from PyPI) and the runnel_beam package with its
+# bridge, for the tests that run pipeline files on Beam (tests/tests/beam.rs).
+scripts/beam.sh setup
 
 trap 'scripts/emulators.sh stop' EXIT
 eval "$(scripts/emulators.sh start)"

@@ -72,13 +72,15 @@ class Job:
         self.path = os.path.abspath(path)
         self.pipeline = _bridge.Pipeline(self.path)
         self.plan = plan = json.loads(self.pipeline.plan())
-        if plan.get("watermark"):
+        self.source = plan["source"]
+        watermark = plan.get("watermark")
+        # A file's watermark on Beam is runnel's "end_of_input": all on time.
+        if watermark and not (watermark.get("mode") == "end_of_input" and self.source["type"] == "file"):
             raise Untranslatable(
                 "[watermark] configures runnel's own watermark estimator; on Beam the source sets the "
                 "watermark (a file: all of it is on time; Pub/Sub: the runner's estimate). Remove [watermark] "
                 "to run this file on Beam"
             )
-        self.source = plan["source"]
         if self.source["type"] == "synthetic":
             raise Untranslatable(
                 "[source] type = \"synthetic\" exists only in `runnel run`; on Beam read a file "

@@ -104,7 +104,8 @@ impl Pipeline {
             other => return Err(PyValueError::new_err(format!("unknown pane timing {other:?}"))),
         };
         let value = value_of(value_json)?;
-        let pane = Pane { key, window: Window { start: start_us, end: end_us }, timing, index, is_last, value: Some(value), computed_by: None };
+        let pane =
+            Pane { key, window: Window { start: start_us, end: end_us }, timing, index, is_last, value: Some(value), computed_by: None };
         let columns: Columns = self.cfg.sink.columns();
         Ok(serde_json::Value::Object(row(&pane, &Provenance { transform, aggregate }, &columns)).to_string())
     }
@@ -233,7 +234,14 @@ impl StageInner {
             let event = input.get(i);
             if event.len() > self.max_bytes {
                 let reason = format!("oversized: {} bytes, the limit is {} ([event] max_bytes)", event.len(), self.max_bytes);
-                out.push(Outcome::Dead { source: i as u32, stage: DeadStage::Decode, code: Reason::Oversized, reason, plugin: false, payload: None });
+                out.push(Outcome::Dead {
+                    source: i as u32,
+                    stage: DeadStage::Decode,
+                    code: Reason::Oversized,
+                    reason,
+                    plugin: false,
+                    payload: None,
+                });
             } else {
                 kept.push(event);
                 sources.push(i as u32);
@@ -254,9 +262,19 @@ impl StageInner {
             let source = sources[e.source as usize];
             let payload = e.payload.as_deref().unwrap_or_else(|| kept.get(e.source as usize));
             if payload.len() > self.max_bytes {
-                let reason =
-                    format!("oversized output: the transform emitted {} bytes, the limit is {} ([event] max_bytes)", payload.len(), self.max_bytes);
-                out.push(Outcome::Dead { source, stage: DeadStage::Transform, code: Reason::OversizedOutput, reason, plugin: true, payload: None });
+                let reason = format!(
+                    "oversized output: the transform emitted {} bytes, the limit is {} ([event] max_bytes)",
+                    payload.len(),
+                    self.max_bytes
+                );
+                out.push(Outcome::Dead {
+                    source,
+                    stage: DeadStage::Transform,
+                    code: Reason::OversizedOutput,
+                    reason,
+                    plugin: true,
+                    payload: None,
+                });
                 continue;
             }
             out.push(self.decode(payload, source, e.key, e.event_time_us, e.payload.clone()));
@@ -282,9 +300,14 @@ impl StageInner {
                 payload: Some(payload.to_vec()),
             },
             Ok((key, time)) => Outcome::Element { key, time, payload: owned, source },
-            Err(refused) => {
-                Outcome::Dead { source, stage: DeadStage::Decode, code: refused.code, reason: refused.reason, plugin: true, payload: Some(payload.to_vec()) }
-            }
+            Err(refused) => Outcome::Dead {
+                source,
+                stage: DeadStage::Decode,
+                code: refused.code,
+                reason: refused.reason,
+                plugin: true,
+                payload: Some(payload.to_vec()),
+            },
         }
     }
 }

@@ -1,0 +1,161 @@
+//! The same pipeline file and plugins on Apache Beam (beam/, the
+//! `runnel_beam` package and its bridge), on Beam's real DirectRunner in the
+//! virtualenv `scripts/beam.sh setup` makes (scripts/test.sh runs it first):
+//!
+//! - the bundled day, on two worker processes, gives exactly the rows
+//!   `runnel run` writes for the same file;
+//! - poison (malformed JSON, a missing key, an event the plugin panics on)
+//!   ends in the dead letters with `runnel run`'s reasons while the rest of
+//!   the bundle is counted;
+//! - what Beam cannot run the same way, and a plugin built against another
+//!   contract, are refused before Beam starts, saying what to change.
+
+use runnel::config::PipelineConfig;
+use runnel::deadletter::DeadLetter;
+use runnel::pipeline::Pipeline;
+use runnel_tests::{count_per_user_window, flood_it_lines, read_rows, repo_root, rfc3339_us};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `python -m runnel_beam` in the Beam virtualenv, from `dir`.
+fn runnel_beam(dir: &Path, args: &[&str]) -> Output {
+    let python = repo_root().join("target/beam-venv/bin/python");
+    assert!(
+        python.exists() && repo_root().join("target/beam-py/runnel_beam").exists(),
+        "no Beam virtualenv with runnel_beam: run `scripts/beam.sh setup` (scripts/test.sh does)"
+    );
+    Command::new(python).arg("-m").arg("runnel_beam").args(args).current_dir(dir).output().expect("python runs")
+}
+
+/// A pipeline file for `input`, rows and dead letters under `out`, with
+/// `tables` (TOML) for the transform and anything else.
+fn pipeline_file(dir: &Path, name: &str, input: &Path, out: &str, tables: &str) -> PathBuf {
+    let text = format!(
+        "[source]\ntype = \"file\"\npath = \"{}\"\n{tables}\n[sink]\ntype = \"ndjson\"\npath = \"{out}/panes.ndjson\"\n\
+         [dead_letters]\npath = \"{out}/dead.ndjson\"\n",
+        input.display()
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs the file with `runnel run` (in this process) and on Beam; returns
+/// each one's output folder.
+fn both(dir: &Path, input: &Path, tables: &str, beam_args: &[&str]) -> (PathBuf, PathBuf) {
+    let runnel = pipeline_file(dir, "runnel.toml", input, "runnel", tables);
+    Pipeline::from_config(&PipelineConfig::load(&runnel).unwrap()).unwrap().run().unwrap();
+    let beam = pipeline_file(dir, "beam.toml", input, "beam", tables);
+    let mut args = vec!["--config", beam.to_str().unwrap()];
+    args.extend_from_slice(beam_args);
+    let out = runnel_beam(dir, &args);
+    assert!(out.status.success(), "runnel_beam failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    (dir.join("runnel"), dir.join("beam"))
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines: Vec<String> = text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+fn dead_letters(path: &Path) -> Vec<DeadLetter> {
+    if !path.exists() {
+        return Vec::new();
+    }
+    let mut dead = runnel::deadletter::read(path).unwrap();
+    dead.sort_by(|a, b| (a.code.as_str(), &a.payload).cmp(&(b.code.as_str(), &b.payload)));
+    dead
+}
+
+#[test]
+fn the_bundled_day_on_two_beam_workers_gives_runnel_runs_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = repo_root().join("examples/data/floodit-events.ndjson.gz");
+    let tables = "[transform]\nplugin = \"add-weekday\"\n[aggregate]\nplugin = \"count-events\"\n";
+    let (runnel, beam) = both(dir.path(), &input, tables, &["--direct_running_mode=multi_processing", "--direct_num_workers=2"]);
+
+    let rows = sorted_lines(&beam.join("panes.ndjson"));
+    assert_eq!(rows, sorted_lines(&runnel.join("panes.ndjson")), "Beam's rows are runnel's, byte for byte");
+    // And both are the count computed here without either engine.
+    let mut counts = BTreeMap::new();
+    for r in read_rows(&beam.join("panes.ndjson")) {
+        let key = (r["user_pseudo_id"].as_str().unwrap().to_string(), rfc3339_us(r["window_start"].as_str().unwrap()));
+        assert!(counts.insert(key, r["event_count"].as_i64().unwrap()).is_none(), "one pane per window");
+        assert!(r["plugins"]["transform"].as_str().unwrap().starts_with("bundled:add-weekday@"), "{r}");
+    }
+    assert_eq!(counts, count_per_user_window(&flood_it_lines(), 60_000_000));
+    assert!(dead_letters(&beam.join("dead.ndjson")).is_empty());
+}
+
+#[test]
+fn poison_goes_to_the_dead_letters_on_beam_as_in_runnel_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let good: Vec<String> = flood_it_lines().into_iter().take(400).collect();
+    let mut lines = good.clone();
+    // A line that is not JSON, an event without its key, and one the
+    // plugin panics on, in the middle of one bundle.
+    lines.insert(100, "{\"event_name\": not json".into());
+    lines.insert(200, good[0].replacen("\"user_pseudo_id\"", "\"someone_else\"", 1));
+    let name = serde_json::from_str::<serde_json::Value>(&good[300]).unwrap()["event_name"].as_str().unwrap().to_string();
+    lines.insert(300, good[300].replacen(&format!("\"event_name\":\"{name}\""), "\"event_name\":\"poison\"", 1));
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let hostile = runnel::plugin::bundled::built_guest("hostile");
+    let tables = format!(
+        "[transform]\nplugin = \"{}\"\nconfig = {{ mode = \"panic\", when = \"poison\" }}\n[aggregate]\nplugin = \"count-events\"\n",
+        hostile.display()
+    );
+    let (runnel, beam) = both(dir.path(), &input, &tables, &[]);
+
+    // The good events are all counted, on Beam as in runnel.
+    let rows = sorted_lines(&beam.join("panes.ndjson"));
+    assert_eq!(rows, sorted_lines(&runnel.join("panes.ndjson")));
+    let mut counts = BTreeMap::new();
+    for r in read_rows(&beam.join("panes.ndjson")) {
+        let key = (r["user_pseudo_id"].as_str().unwrap().to_string(), rfc3339_us(r["window_start"].as_str().unwrap()));
+        counts.insert(key, r["event_count"].as_i64().unwrap());
+    }
+    assert_eq!(counts, count_per_user_window(&good, 60_000_000));
+
+    // The three bad ones are dead letters with runnel's codes and payloads.
+    let (on_beam, in_runnel) = (dead_letters(&beam.join("dead.ndjson")), dead_letters(&runnel.join("dead.ndjson")));
+    let codes = |d: &[DeadLetter]| d.iter().map(|d| (d.stage.as_str(), d.code.as_str(), d.payload.clone())).collect::<Vec<_>>();
+    assert_eq!(codes(&on_beam), codes(&in_runnel));
+    let kinds: Vec<_> = on_beam.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(kinds, ["malformed", "missing_key", "plugin_failed"], "{on_beam:#?}");
+    let panicked = &on_beam[2];
+    assert!(panicked.reason.contains("hostile: panicking on poison"), "the plugin's own message: {}", panicked.reason);
+    assert!(panicked.plugin.as_deref().is_some_and(|p| p.contains("hostile")), "the plugin version is recorded");
+}
+
+#[test]
+fn what_beam_cannot_run_the_same_way_is_refused_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = repo_root().join("examples/data/floodit-events.ndjson.gz");
+    let refused = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = runnel_beam(dir.path(), &["--config", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name} is refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let source = format!("[source]\ntype = \"file\"\npath = \"{}\"\n", input.display());
+    let file = format!("{source}[sink]\ntype = \"ndjson\"\npath = \"panes.ndjson\"\n");
+
+    let e = refused("synthetic.toml", "[source]\ntype = \"synthetic\"\n");
+    assert!(e.contains("exists only in `runnel run`"), "{e}");
+    let e = refused("watermark.toml", &format!("{file}[watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 5\n"));
+    assert!(e.contains("Remove [watermark]"), "{e}");
+    let e = refused("stdout.toml", &format!("{source}[sink]\ntype = \"stdout\"\n"));
+    assert!(e.contains("type = \"ndjson\""), "{e}");
+    // A plugin built against another contract: the host's own refusal.
+    let wrong = runnel::plugin::bundled::built_guest("wrong-version");
+    let e = refused("wrong.toml", &format!("{file}[transform]\nplugin = \"{}\"\n", wrong.display()));
+    assert!(e.contains("[transform] plugin refused") && e.contains("Rebuild the plugin"), "{e}");
+    // And the host's validation of the file itself.
+    let e = refused("typo.toml", &format!("{file}[windowing]\nwindow = {{ type = \"fixed\", size = 60 }}\n"));
+    assert!(e.contains("size"), "{e}");
+}
