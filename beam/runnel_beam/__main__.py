@@ -12,7 +12,8 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from .pipeline import Untranslatable, build, translate
+from .pipeline import build, translate
+from .strategy import Untranslatable
 
 
 def main(argv=None):

@@ -12,50 +12,9 @@ import typing
 
 import apache_beam as beam
 from apache_beam import coders
-from apache_beam.transforms import trigger, window
-from apache_beam.utils.timestamp import Duration
-
 from . import _bridge
 from .fns import DEAD_LETTERS, PluginCombine, Rows, RunStage
-
-
-class Untranslatable(ValueError):
-    """A setting of the pipeline file that Beam cannot run the same way."""
-
-
-def window_fn(spec):
-    kind = spec["type"]
-    if kind == "fixed":
-        return window.FixedWindows(spec["size_s"])
-    if kind == "sliding":
-        return window.SlidingWindows(spec["size_s"], spec["period_s"])
-    if kind == "session":
-        return window.Sessions(spec["gap_s"])
-    if kind == "global":
-        return window.GlobalWindows()
-    raise Untranslatable(f"[windowing] window type {kind!r} has no Beam counterpart")
-
-
-def trigger_fn(spec):
-    """runnel's trigger spec (the same tree Beam has) as Beam's trigger."""
-    kind = spec["type"]
-    if kind == "default":
-        return trigger.DefaultTrigger()
-    if kind == "after_watermark":
-        early = trigger_fn(spec["early"]) if spec.get("early") else None
-        late = trigger_fn(spec["late"]) if spec.get("late") else None
-        return trigger.AfterWatermark(early=early, late=late)
-    if kind == "after_count":
-        return trigger.AfterCount(spec["count"])
-    if kind == "after_processing_time":
-        return trigger.AfterProcessingTime(spec["delay_s"])
-    if kind == "repeatedly":
-        return trigger.Repeatedly(trigger_fn(spec["of"]))
-    if kind == "after_any":
-        return trigger.AfterAny(*[trigger_fn(t) for t in spec["of"]])
-    if kind == "after_all":
-        return trigger.AfterAll(*[trigger_fn(t) for t in spec["of"]])
-    raise Untranslatable(f"[windowing] trigger type {kind!r} has no Beam counterpart")
+from .strategy import Untranslatable, window_into
 
 
 def project(plan):
@@ -100,15 +59,7 @@ class Job:
                 f"[sink] type = {sink['type']!r} is not translated yet: on Beam write rows to a file "
                 "(type = \"ndjson\", path = ...)"
             )
-        w = plan["windowing"]
-        self.window = window_fn(w["window"])
-        self.trigger = trigger_fn(w["trigger"])
-        self.accumulation = (
-            trigger.AccumulationMode.ACCUMULATING
-            if w["accumulation"] == "accumulating"
-            else trigger.AccumulationMode.DISCARDING
-        )
-        self.allowed_lateness = Duration(micros=round(w["allowed_lateness_s"] * 1e6))
+        self.window_into = window_into(plan["windowing"])
         # Loading the plugins here refuses a bad one before Beam starts,
         # with the same message `runnel check` gives.
         self.stage_label = _bridge.Stage(self.pipeline).label
@@ -128,6 +79,20 @@ class Job:
         subscription = f"projects/{project(self.plan)}/subscriptions/{s['subscription']}"
         return p | "read" >> beam.io.ReadFromPubSub(subscription=subscription)
 
+    def panes(self, events):
+        """Event bytes to panes, (key, value as JSON text) in their windows
+        with their pane info, and dead-letter lines."""
+        stage = beam.ParDo(RunStage(self.path, self.origin(), self.keep_payload))
+        # Declared, since Beam cannot infer them through the bundle buffer.
+        stage = stage.with_output_types(typing.Tuple[str, bytes])
+        staged = events | "transform" >> stage.with_outputs(DEAD_LETTERS, main="elements")
+        panes = (
+            staged.elements
+            | "window" >> beam.WindowInto(**self.window_into)
+            | "aggregate" >> beam.CombinePerKey(PluginCombine(self.path))
+        )
+        return panes, staged[DEAD_LETTERS]
+
     def write_lines(self, lines, path, label):
         return lines | label >> beam.io.WriteToText(path, shard_name_template="", append_trailing_newlines=True)
 
@@ -137,26 +102,15 @@ def translate(path):
     return Job(path)
 
 
-def build(p, path):
-    """Adds the pipeline file's job to `p`; returns (rows, dead letters)."""
+def build(p, path, events=None):
+    """Adds the pipeline file's job to `p`, reading `events` (a PCollection
+    of event bytes) instead of the file's source if given; returns (rows,
+    dead letters)."""
     job = translate(path)
-    stage = beam.ParDo(RunStage(job.path, job.origin(), job.keep_payload))
-    # Declared, since Beam cannot infer them through the bundle buffer.
-    stage = stage.with_output_types(typing.Tuple[str, bytes])
-    staged = job.read(p) | "transform" >> stage.with_outputs(DEAD_LETTERS, main="elements")
-    rows = (
-        staged.elements
-        | "window"
-        >> beam.WindowInto(
-            job.window,
-            trigger=job.trigger,
-            accumulation_mode=job.accumulation,
-            allowed_lateness=job.allowed_lateness,
-        )
-        | "aggregate" >> beam.CombinePerKey(PluginCombine(job.path))
-        | "rows" >> beam.ParDo(Rows(job.path, job.stage_label, job.aggregate_label)).with_output_types(str)
-    )
-    dead = staged[DEAD_LETTERS]
+    if events is None:
+        events = job.read(p)
+    panes, dead = job.panes(events)
+    rows = panes | "rows" >> beam.ParDo(Rows(job.path, job.stage_label, job.aggregate_label)).with_output_types(str)
     sink = job.plan["sink"]
     if sink["type"] == "ndjson":
         job.write_lines(rows, sink["path"], "write rows")

@@ -159,3 +159,27 @@ fn what_beam_cannot_run_the_same_way_is_refused_before_it_starts() {
     let e = refused("typo.toml", &format!("{file}[windowing]\nwindow = {{ type = \"fixed\", size = 60 }}\n"));
     assert!(e.contains("size"), "{e}");
 }
+
+#[test]
+fn the_replay_scenarios_on_beams_test_stream_with_the_plugins_give_beams_goldens() {
+    // Every scenario (events, watermarks, processing times) through Beam's
+    // streaming DirectRunner with add-weekday and count-events as runnel
+    // plugins: exactly the panes Beam's own count gives (the goldens, which
+    // `runnel replay` reproduces too: host/tests/replay_goldens.rs). Session
+    // merges go through the plugin's exported state and `merge`.
+    let replay = repo_root().join("tests/replay");
+    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(replay.join("scenarios")).unwrap().map(|e| e.unwrap().path()).collect();
+    scenarios.sort();
+    assert!(scenarios.len() >= 12);
+    let mut failures = Vec::new();
+    for scenario in &scenarios {
+        let args = ["-m", "runnel_beam.replay", scenario.to_str().unwrap(), "--transform", "add-weekday", "--aggregate", "count-events"];
+        let out = Command::new(repo_root().join("target/beam-venv/bin/python")).args(args).output().unwrap();
+        assert!(out.status.success(), "{}: {}", scenario.display(), String::from_utf8_lossy(&out.stderr));
+        let golden = std::fs::read_to_string(replay.join("golden").join(scenario.file_name().unwrap())).unwrap();
+        if String::from_utf8_lossy(&out.stdout) != golden {
+            failures.push(scenario.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(failures.is_empty(), "differ from Beam's goldens: {failures:?}");
+}
