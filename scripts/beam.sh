@@ -18,10 +18,11 @@ VENV=${RUNNEL_BEAM_VENV:-$ROOT/target/beam-venv}
 PY="$VENV/bin/python"
 
 venv() {
-  if [ ! -x "$PY" ] || ! "$PY" -c "import apache_beam" 2>/dev/null; then
-    echo "installing Apache Beam $BEAM_VERSION into $VENV ..." >&2
+  # [gcp]: Beam's Pub/Sub reader and BigQuery writer.
+  if [ ! -x "$PY" ] || ! "$PY" -c "import apache_beam, google.cloud.pubsub, google.cloud.bigquery" 2>/dev/null; then
+    echo "installing Apache Beam $BEAM_VERSION (with its Google Cloud IO) into $VENV ..." >&2
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet "apache-beam==$BEAM_VERSION" >&2
+    "$VENV/bin/pip" install --quiet "apache-beam[gcp]==$BEAM_VERSION" >&2
   fi
 }
 

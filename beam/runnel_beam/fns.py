@@ -7,7 +7,9 @@
   `[state, pending]`, the plugin's exported state bytes (None: new) and the
   events not yet added, which are added in one call when Beam compacts,
   merges or extracts it.
-- `Rows` (DoFn): one row per pane, in the NDJSON sink's format.
+- `Rows` (DoFn): one row per pane, in the format of `runnel run`'s sink;
+- `AppendLines` (DoFn): lines appended to a local file, for an unbounded
+  input on one machine (a bounded one is written with WriteToText).
 
 The bridge objects are made in `setup` (per worker, after unpickling), never
 pickled: only the pipeline file's path travels with the functions.
@@ -22,7 +24,10 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from . import _bridge
+from . import _bridge, emulators
+
+# In every process that unpickles these functions (the runner's workers too).
+emulators.use()
 
 DEAD_LETTERS = "dead_letters"
 
@@ -173,3 +178,22 @@ class Rows(beam.DoFn):
         yield self.pipeline.row(
             key, value, w.start.micros, w.end.micros, timing, pane.index, pane.is_last, self.transform, self.aggregate
         )
+
+
+class AppendLines(beam.DoFn):
+    """Appends each line to a local file, flushed at the end of a bundle."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def setup(self):
+        self.file = open(self.path, "a")
+
+    def process(self, line):
+        self.file.write(line + "\n")
+
+    def finish_bundle(self):
+        self.file.flush()
+
+    def teardown(self):
+        self.file.close()

@@ -13,7 +13,7 @@ import typing
 import apache_beam as beam
 from apache_beam import coders
 from . import _bridge
-from .fns import DEAD_LETTERS, PluginCombine, Rows, RunStage
+from .fns import DEAD_LETTERS, AppendLines, PluginCombine, Rows, RunStage
 from .strategy import Untranslatable, window_into
 
 
@@ -53,11 +53,17 @@ class Job:
             )
         if time == "publish_time" and self.source["type"] != "pubsub":
             raise Untranslatable("[event] time = \"publish_time\" needs a Pub/Sub source")
+        self.streaming = self.source["type"] == "pubsub"
         sink = plan["sink"]
-        if sink["type"] not in ("ndjson", "null"):
+        if sink["type"] not in ("ndjson", "null", "bigquery"):
             raise Untranslatable(
-                f"[sink] type = {sink['type']!r} is not translated yet: on Beam write rows to a file "
-                "(type = \"ndjson\", path = ...)"
+                f"[sink] type = {sink['type']!r} is `runnel run`'s terminal table; on Beam write rows to "
+                "BigQuery (type = \"bigquery\") or a file (type = \"ndjson\", path = ...)"
+            )
+        if plan["dead_letters"].get("topic"):
+            raise Untranslatable(
+                "[dead_letters] topic is not translated yet: on Beam dead letters go to the file "
+                "[dead_letters] path names (remove topic)"
             )
         self.window_into = window_into(plan["windowing"])
         # Loading the plugins here refuses a bad one before Beam starts,
@@ -94,7 +100,30 @@ class Job:
         return panes, staged[DEAD_LETTERS]
 
     def write_lines(self, lines, path, label):
+        if self.streaming:
+            # WriteToText needs a bounded input; one machine appends.
+            return lines | label >> beam.ParDo(AppendLines(path))
         return lines | label >> beam.io.WriteToText(path, shard_name_template="", append_trailing_newlines=True)
+
+    def write_rows(self, rows):
+        sink = self.plan["sink"]
+        if sink["type"] == "ndjson":
+            self.write_lines(rows, sink["path"], "write rows")
+        elif sink["type"] == "bigquery":
+            # Beam's own writer, into the table `runnel setup` made; streaming
+            # inserts, as `runnel run` does.
+            table = f"{project(self.plan)}:{sink['dataset']}.{sink['table']}"
+            (
+                rows
+                | "row objects" >> beam.Map(json.loads)
+                | "write rows"
+                >> beam.io.WriteToBigQuery(
+                    table,
+                    method=beam.io.WriteToBigQuery.Method.STREAMING_INSERTS,
+                    create_disposition=beam.io.BigQueryDisposition.CREATE_NEVER,
+                    write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
+                )
+            )
 
 
 def translate(path):
@@ -111,8 +140,6 @@ def build(p, path, events=None):
         events = job.read(p)
     panes, dead = job.panes(events)
     rows = panes | "rows" >> beam.ParDo(Rows(job.path, job.stage_label, job.aggregate_label)).with_output_types(str)
-    sink = job.plan["sink"]
-    if sink["type"] == "ndjson":
-        job.write_lines(rows, sink["path"], "write rows")
+    job.write_rows(rows)
     job.write_lines(dead, job.plan["dead_letters"]["path"], "write dead letters")
     return rows, dead

@@ -32,7 +32,8 @@ use runnel::plugin::aggregate::AggregatePlugin;
 use runnel::plugin::runtime::PluginRuntime;
 use runnel::plugin::transform::TransformPlugin;
 use runnel::plugin::PluginSource;
-use runnel::sink::{row, Columns, Provenance};
+use runnel::sink::bigquery::table_row;
+use runnel::sink::{row, Provenance};
 use runnel::window::{AccOp, Pane, Timing, Value, Window};
 
 fn err(e: anyhow::Error) -> PyErr {
@@ -83,7 +84,8 @@ impl Pipeline {
         Ok(plan.to_string())
     }
 
-    /// One pane's row, exactly as `runnel run`'s NDJSON sink writes it.
+    /// One pane's row, exactly as `runnel run`'s sink writes it (NDJSON, or
+    /// a BigQuery table's columns).
     #[allow(clippy::too_many_arguments)]
     fn row(
         &self,
@@ -106,8 +108,12 @@ impl Pipeline {
         let value = value_of(value_json)?;
         let pane =
             Pane { key, window: Window { start: start_us, end: end_us }, timing, index, is_last, value: Some(value), computed_by: None };
-        let columns: Columns = self.cfg.sink.columns();
-        Ok(serde_json::Value::Object(row(&pane, &Provenance { transform, aggregate }, &columns)).to_string())
+        let (columns, provenance) = (self.cfg.sink.columns(), Provenance { transform, aggregate });
+        let row = match self.cfg.sink.bigquery() {
+            Some(table) => table_row(&pane, &provenance, &columns, table.window_columns),
+            None => row(&pane, &provenance, &columns),
+        };
+        Ok(serde_json::Value::Object(row).to_string())
     }
 }
 

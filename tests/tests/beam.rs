@@ -8,15 +8,19 @@
 //!   ends in the dead letters with `runnel run`'s reasons while the rest of
 //!   the bundle is counted;
 //! - what Beam cannot run the same way, and a plugin built against another
-//!   contract, are refused before Beam starts, saying what to change.
+//!   contract, are refused before Beam starts, saying what to change;
+//! - the replay scenarios on Beam's TestStream give Beam's goldens;
+//! - a Pub/Sub subscription (the emulator) into a BigQuery table (the
+//!   emulator), Beam's own reader and writer, counts every event published.
 
 use runnel::config::PipelineConfig;
 use runnel::deadletter::DeadLetter;
 use runnel::pipeline::Pipeline;
-use runnel_tests::{count_per_user_window, flood_it_lines, read_rows, repo_root, rfc3339_us};
+use runnel_tests::{count_per_user_window, emulators, flood_it_lines, read_rows, repo_root, rfc3339_us, runnel_binary};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// `python -m runnel_beam` in the Beam virtualenv, from `dir`.
 fn runnel_beam(dir: &Path, args: &[&str]) -> Output {
@@ -182,4 +186,76 @@ fn the_replay_scenarios_on_beams_test_stream_with_the_plugins_give_beams_goldens
         }
     }
     assert!(failures.is_empty(), "differ from Beam's goldens: {failures:?}");
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pubsub_into_bigquery_on_beam_counts_every_event_published() {
+    let dir = tempfile::tempdir().unwrap();
+    // The emulators of scripts/test.sh; this test's own topic and table.
+    let (ps, bq) = (emulators::env("PUBSUB_EMULATOR_HOST"), emulators::env("BIGQUERY_EMULATOR_HOST"));
+    let _ = ureq::delete(&format!("http://{ps}/v1/projects/test-project/subscriptions/beam_sub")).call();
+    let _ = ureq::delete(&format!("http://{bq}/bigquery/v2/projects/test-project/datasets/beam_journey?deleteContents=true")).call();
+    // The workshop's shape: publish time as event time, the weekday added,
+    // a count per user; Beam's Python DirectRunner reads Pub/Sub ten
+    // messages at a time and sets the watermark to the wall clock, so the
+    // allowed lateness keeps a slow read from dropping anything.
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\ntype = \"pubsub\"\nsubscription = \"beam_sub\"\ntopic = \"beam-topic\"\n\
+             [event]\ntime = \"publish_time\"\n[transform]\nplugin = \"add-weekday\"\n\
+             [windowing]\nwindow = {{ type = \"fixed\", size_s = 5 }}\nallowed_lateness_s = 600\n\
+             [sink]\ntype = \"bigquery\"\ndataset = \"beam_journey\"\ntable = \"counts\"\n\
+             [dead_letters]\npath = \"{}\"\n",
+            dir.path().join("dead.ndjson").display()
+        ),
+    )
+    .unwrap();
+    let runnel = |args: &[&str]| {
+        let out = Command::new(runnel_binary()).args(args).env("GOOGLE_CLOUD_PROJECT", "test-project").output().unwrap();
+        assert!(out.status.success(), "runnel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    runnel(&["setup", "--config", config.to_str().unwrap()]);
+
+    let log = dir.path().join("beam.log");
+    let _beam = Killed(
+        Command::new(repo_root().join("target/beam-venv/bin/python"))
+            .args(["-m", "runnel_beam", "--config", config.to_str().unwrap()])
+            .env("GOOGLE_CLOUD_PROJECT", "test-project")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let events = dir.path().join("events.ndjson");
+    let sent: Vec<String> = flood_it_lines().into_iter().take(120).collect();
+    std::fs::write(&events, sent.join("\n")).unwrap();
+    runnel(&["publish", "--config", config.to_str().unwrap(), "--file", events.to_str().unwrap()]);
+
+    // Every event is counted once, in per-user rows of the table.
+    let mut per_user = BTreeMap::new();
+    for line in &sent {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        *per_user.entry(v["user_pseudo_id"].as_str().unwrap().to_string()).or_insert(0i64) += 1;
+    }
+    let until = Instant::now() + Duration::from_secs(180);
+    let counted = loop {
+        let rows = emulators::query("SELECT user_pseudo_id, SUM(event_count) FROM beam_journey.counts GROUP BY user_pseudo_id");
+        let counted: BTreeMap<String, i64> = rows.iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect();
+        if counted.values().sum::<i64>() >= sent.len() as i64 || Instant::now() > until {
+            break counted;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(counted, per_user, "Beam's log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
 }

@@ -97,16 +97,22 @@ impl BigQuerySink {
     }
 
     fn row_for(&self, pane: &Pane, provenance: &Provenance) -> Map<String, Json> {
-        let mut r = row(pane, provenance, &self.columns);
-        r.remove("plugins");
-        r.remove("is_last");
-        if !self.window_columns {
-            for c in ["window_start", "window_end", "timing", "pane_index"] {
-                r.remove(c);
-            }
-        }
-        r
+        table_row(pane, provenance, &self.columns, self.window_columns)
     }
+}
+
+/// A pane's row in a BigQuery table: the key and value columns, and the
+/// window's columns when the table has them (runnel_beam writes the same).
+pub fn table_row(pane: &Pane, provenance: &Provenance, columns: &Columns, window_columns: bool) -> Map<String, Json> {
+    let mut r = row(pane, provenance, columns);
+    r.remove("plugins");
+    r.remove("is_last");
+    if !window_columns {
+        for c in ["window_start", "window_end", "timing", "pane_index"] {
+            r.remove(c);
+        }
+    }
+    r
 }
 
 /// Checks a row against a table schema; `Err` says what is wrong.
