@@ -20,7 +20,6 @@ SMOKE=
 REPORT_ONLY=
 if [ "${1:-}" = "--smoke" ]; then SMOKE=--smoke; fi
 if [ "${1:-}" = "--report" ]; then REPORT_ONLY=1; fi
-BEAM_VERSION=2.77.0
 FLINK_VERSION=2.3.0
 
 venv() { # dir package==version module
@@ -35,7 +34,7 @@ OUT=target/bench
 PEERS=
 if [ -n "$REPORT_ONLY" ]; then :; else
 if [ -z "$SMOKE" ]; then
-  venv target/beam-venv "apache-beam==$BEAM_VERSION" apache_beam
+  scripts/beam.sh setup --release  # Beam, and runnel_beam for the plugins-on-Beam case
   venv target/flink-venv "apache-flink==$FLINK_VERSION" pyflink
   PEERS=--peers
 fi

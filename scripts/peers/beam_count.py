@@ -1,13 +1,15 @@
 """The workshop's pipeline in Apache Beam (Python DirectRunner), for `runnel bench`.
 
-    python beam_count.py streaming|batch EVENTS.ndjson ROWS.txt
+    python beam_count.py streaming|batch|plugins EVENTS.ndjson ROWS.txt
 
 Reads NDJSON Flood It events, adds the weekday (the workshop's transform),
 stamps each event with its event_timestamp, counts events per user per
 1-minute fixed window, and writes one line per window: `user,start_us,count`.
 Streaming mode feeds the lines through a TestStream with streaming=True (the
 runner the workshop's streaming job uses); batch mode reads the file with
-ReadFromText.
+ReadFromText. Plugins mode is batch mode with runnel's WASM plugins in place
+of the Python transform and count (the runnel_beam package, beam/: the same
+job from a runnel pipeline file; scripts/beam.sh setup --release stages it).
 Prints one JSON line: {"events": N, "seconds": wall time of the pipeline}.
 """
 import datetime
@@ -52,6 +54,23 @@ class Append(beam.DoFn):
         self.file.close()
 
 
+def with_plugins(p, path):
+    """The same job as a runnel pipeline file: add-weekday and count-events
+    as WASM plugins through runnel_beam's bridge."""
+    import tempfile
+
+    from apache_beam import coders
+    from runnel_beam.pipeline import translate
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(
+            f'[source]\ntype = "file"\npath = "{path}"\n[transform]\nplugin = "add-weekday"\n'
+            '[aggregate]\nplugin = "count-events"\n[sink]\ntype = "null"\n'
+        )
+    panes, _ = translate(f.name).panes(p | beam.io.ReadFromText(path, coder=coders.BytesCoder()))
+    return panes | "value" >> beam.MapTuple(lambda user, count: (user, json.loads(count)))
+
+
 def main(mode, path, out):
     open(out, "w").close()
     with open(path) as f:
@@ -60,24 +79,26 @@ def main(mode, path, out):
     options.view_as(StandardOptions).streaming = mode == "streaming"
     started = time.time()
     with beam.Pipeline(options=options) as p:
-        if mode == "streaming":
-            stream = TestStream()
-            for i in range(0, len(lines), 1000):
-                stream = stream.add_elements(lines[i : i + 1000])
-            events = p | stream.advance_watermark_to_infinity()
+        if mode == "plugins":
+            counts = with_plugins(p, path)
         else:
-            events = p | beam.io.ReadFromText(path)
-        (
-            events
-            | "parse" >> beam.Map(json.loads)
-            | "weekday" >> beam.Map(add_weekday)
-            | "stamp" >> beam.Map(lambda e: window.TimestampedValue(e, e["event_timestamp"] / 1e6))
-            | "window" >> beam.WindowInto(window.FixedWindows(60))
-            | "key" >> beam.Map(lambda e: (e["user_pseudo_id"], 1))
-            | "count" >> beam.CombinePerKey(sum)
-            | "rows" >> beam.ParDo(Rows())
-            | "write" >> beam.ParDo(Append(out))
-        )
+            if mode == "streaming":
+                stream = TestStream()
+                for i in range(0, len(lines), 1000):
+                    stream = stream.add_elements(lines[i : i + 1000])
+                events = p | stream.advance_watermark_to_infinity()
+            else:
+                events = p | beam.io.ReadFromText(path)
+            counts = (
+                events
+                | "parse" >> beam.Map(json.loads)
+                | "weekday" >> beam.Map(add_weekday)
+                | "stamp" >> beam.Map(lambda e: window.TimestampedValue(e, e["event_timestamp"] / 1e6))
+                | "window" >> beam.WindowInto(window.FixedWindows(60))
+                | "key" >> beam.Map(lambda e: (e["user_pseudo_id"], 1))
+                | "count" >> beam.CombinePerKey(sum)
+            )
+        counts | "rows" >> beam.ParDo(Rows()) | "write" >> beam.ParDo(Append(out))
     seconds = time.time() - started
     with open(out) as f:
         rows = sorted(l for l in f if l.strip())

@@ -307,7 +307,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
             Some(Err(e)) => results.peer_errors.push(format!("the Python plugins were not built: {e}")),
             None => {}
         }
-        for mode in ["streaming", "batch"] {
+        for mode in ["streaming", "batch", "plugins"] {
             progress(&format!("Apache Beam, {mode}, {small_n} events"));
             match peers.beam(mode, &small, &small_rows, &opts.work) {
                 Ok(r) => results.peers.push(r),

@@ -48,6 +48,9 @@ fn run_script(python: &Path, script: &Path, args: &[&str], rows: &Path) -> Resul
     Ok((timing, lines))
 }
 
+/// The name of the Beam peer that runs runnel's plugins (runnel_beam).
+pub const PLUGINS_ON_BEAM: &str = "runnel_beam: Beam 2.77 DirectRunner with runnel's WASM plugins";
+
 /// Where the peers' virtualenvs and scripts are.
 pub struct Peers {
     pub root: PathBuf,
@@ -64,13 +67,18 @@ impl Peers {
         }
     }
 
-    /// Beam in `mode` ("streaming" or "batch") on `input`.
+    /// Beam in `mode` on `input`: "streaming" or "batch" (the job in plain
+    /// Beam Python), or "plugins" (batch, with runnel's WASM plugins through
+    /// runnel_beam: `scripts/beam.sh setup --release` stages it).
     pub fn beam(&self, mode: &str, input: &Path, expected: &[String], work: &Path) -> Result<PeerRun> {
         let rows = work.join(format!("beam-{mode}.rows"));
         let script = self.root.join("scripts/peers/beam_count.py");
         let (t, lines) = run_script(&self.beam_python, &script, &[mode, &input.display().to_string()], &rows)?;
         Ok(PeerRun {
-            name: format!("Apache Beam 2.77 Python DirectRunner, {mode}"),
+            name: match mode {
+                "plugins" => PLUGINS_ON_BEAM.to_string(),
+                _ => format!("Apache Beam 2.77 Python DirectRunner, {mode}"),
+            },
             events: t.events,
             seconds: t.seconds,
             events_per_second: t.events as f64 / t.seconds,

@@ -19,6 +19,8 @@ const TARGET_FLINK: f64 = 2.5;
 /// runnel with Python plugins / Beam's Python DirectRunner in batch mode
 /// (the Python plugins issue's target).
 const TARGET_PYTHON_OVER_BEAM_BATCH: f64 = 5.0;
+/// #18: Beam with runnel's plugins no slower than the job in plain Beam Python.
+const TARGET_PLUGINS_ON_BEAM: f64 = 1.0;
 
 fn verdict(smoke: bool, met: bool) -> &'static str {
     match (smoke, met) {
@@ -106,6 +108,15 @@ pub fn summary(r: &Results) -> Vec<String> {
             "runnel with Python plugins: {} events/s{versus}; same windows: {}",
             thousands(python.events_per_second),
             if python.same_windows { "yes" } else { "NO" }
+        ));
+    }
+    let plugins = r.peers.iter().find(|p| p.name == super::peers::PLUGINS_ON_BEAM);
+    let plain = r.peers.iter().find(|p| p.name.contains("Beam") && p.name.contains("batch"));
+    if let (Some(plugins), Some(plain)) = (plugins, plain) {
+        let ratio = plugins.events_per_second / plain.events_per_second;
+        lines.push(format!(
+            "Beam with runnel's plugins / the same job in plain Beam Python, batch: {ratio:.2}× (target ≥ {TARGET_PLUGINS_ON_BEAM}×: {})",
+            verdict(r.smoke, ratio >= TARGET_PLUGINS_ON_BEAM)
         ));
     }
     for e in &r.peer_errors {
