@@ -53,4 +53,7 @@ cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit "$
 # case keeps working; `scripts/bench.sh` runs them in full (BENCHMARKS.md).
 if [ $# -eq 0 ]; then
   scripts/bench.sh --smoke
+  # The wheel (the runnel binary and runnel_beam in one), installed into a
+  # fresh virtualenv: `runnel demo`, and one pipeline file on both engines.
+  scripts/wheel.sh --test
 fi
