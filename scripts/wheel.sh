@@ -53,7 +53,8 @@ path = "$engine-dead.ndjson"
 TOML
 done
 (cd "$WORK" && ../wheel-test-venv/bin/runnel run --config runnel.toml) > "$WORK/run.txt" 2>&1 || fail "runnel run: $(tail -5 "$WORK/run.txt")"
-(cd "$WORK" && ../wheel-test-venv/bin/python -m runnel_beam --config beam.toml) > "$WORK/beam.txt" 2>&1 || fail "runnel_beam: $(tail -5 "$WORK/beam.txt")"
+# `runnel beam` finds the Python the wheel installed beside it.
+(cd "$WORK" && ../wheel-test-venv/bin/runnel beam --config beam.toml) > "$WORK/beam.txt" 2>&1 || fail "runnel beam: $(tail -5 "$WORK/beam.txt")"
 cmp <(sort "$WORK/runnel-panes.ndjson") <(sort "$WORK/beam-panes.ndjson") || fail "Beam's rows differ from runnel run's"
 [ -s "$WORK/beam-panes.ndjson" ] || fail "no rows"
 echo "wheel ok: runnel demo, and $(wc -l < "$WORK/beam-panes.ndjson") identical rows from runnel run and from Beam" >&2

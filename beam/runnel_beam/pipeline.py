@@ -24,6 +24,13 @@ def project(plan):
     return p
 
 
+def dead_letter_message(line):
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+
+    record = json.loads(line)
+    return PubsubMessage(line.encode(), {"stage": record["stage"], "reason_kind": record["code"]})
+
+
 class Job:
     """The pipeline file, translated: what `build` adds to a Beam pipeline."""
 
@@ -60,10 +67,10 @@ class Job:
                 f"[sink] type = {sink['type']!r} is `runnel run`'s terminal table; on Beam write rows to "
                 "BigQuery (type = \"bigquery\") or a file (type = \"ndjson\", path = ...)"
             )
-        if plan["dead_letters"].get("topic"):
+        if plan["dead_letters"].get("topic") and not self.streaming:
             raise Untranslatable(
-                "[dead_letters] topic is not translated yet: on Beam dead letters go to the file "
-                "[dead_letters] path names (remove topic)"
+                "[dead_letters] topic: Beam's Python SDK publishes to Pub/Sub only from a streaming "
+                "pipeline (a Pub/Sub source); with a file source, dead letters go to [dead_letters] path"
             )
         self.window_into = window_into(plan["windowing"])
         # Loading the plugins here refuses a bad one before Beam starts,
@@ -105,6 +112,19 @@ class Job:
             return lines | label >> beam.ParDo(AppendLines(path))
         return lines | label >> beam.io.WriteToText(path, shard_name_template="", append_trailing_newlines=True)
 
+    def write_dead_letters(self, dead):
+        self.write_lines(dead, self.plan["dead_letters"]["path"], "write dead letters")
+        topic = self.plan["dead_letters"].get("topic")
+        if topic:
+            # As `runnel run` publishes them: the line, with its stage and
+            # reason code as attributes.
+            (
+                dead
+                | "dead letter messages" >> beam.Map(dead_letter_message)
+                | "publish dead letters"
+                >> beam.io.WriteToPubSub(f"projects/{project(self.plan)}/topics/{topic}", with_attributes=True)
+            )
+
     def write_rows(self, rows):
         sink = self.plan["sink"]
         if sink["type"] == "ndjson":
@@ -141,5 +161,5 @@ def build(p, path, events=None):
     panes, dead = job.panes(events)
     rows = panes | "rows" >> beam.ParDo(Rows(job.path, job.stage_label, job.aggregate_label)).with_output_types(str)
     job.write_rows(rows)
-    job.write_lines(dead, job.plan["dead_letters"]["path"], "write dead letters")
+    job.write_dead_letters(dead)
     return rows, dead

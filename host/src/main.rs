@@ -259,6 +259,28 @@ enum Command {
         /// A .wasm component, or a bundled plugin's name.
         plugin: PathBuf,
     },
+    /// Run the pipeline file on Apache Beam: the same plugins, on Beam's runners.
+    ///
+    /// Hands the file to the runnel_beam package (beam/README.md), which
+    /// translates it into a Beam pipeline (windows and triggers one to one,
+    /// the plugins through runnel's own runtime) or refuses what Beam cannot
+    /// run the same way. Everything after the file is Beam's own options:
+    ///
+    ///   runnel beam --config examples/beam.toml
+    ///   runnel beam --config F --direct_running_mode=multi_processing --direct_num_workers=2
+    ///   runnel beam --config F --runner DataflowRunner --project P --region R
+    ///
+    /// The Python used: RUNNEL_BEAM_PYTHON, else the one installed beside
+    /// this runnel by the wheel, else target/beam-venv (scripts/beam.sh setup).
+    Beam {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Beam's pipeline options (`--check`: translate and load the
+        /// plugins, do not run).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        beam_args: Vec<String>,
+    },
     /// Measure runnel: end to end against native plugins, plugin call cost, peers.
     ///
     /// Runs the workshop pipeline (file → add-weekday → fixed 60 s windows
@@ -387,6 +409,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check { plugin } => {
             let report = cmd::check::run(&plugin)?;
             println!("{}: OK, a runnel plugin\n{report}", plugin.display());
+        }
+        Command::Beam { config, beam_args } => {
+            let code = cmd::beam::run(&config, &beam_args)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
         }
         Command::Bench { smoke, events, rounds, peers, repo, out, plot } => {
             let work = repo.join("target/bench");

@@ -215,7 +215,7 @@ fn pubsub_into_bigquery_on_beam_counts_every_event_published() {
              [event]\ntime = \"publish_time\"\n[transform]\nplugin = \"add-weekday\"\n\
              [windowing]\nwindow = {{ type = \"fixed\", size_s = 5 }}\nallowed_lateness_s = 600\n\
              [sink]\ntype = \"bigquery\"\ndataset = \"beam_journey\"\ntable = \"counts\"\n\
-             [dead_letters]\npath = \"{}\"\n",
+             [dead_letters]\npath = \"{}\"\ntopic = \"beam-dead\"\n",
             dir.path().join("dead.ndjson").display()
         ),
     )
@@ -225,6 +225,10 @@ fn pubsub_into_bigquery_on_beam_counts_every_event_published() {
         assert!(out.status.success(), "runnel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     runnel(&["setup", "--config", config.to_str().unwrap()]);
+    // A subscription on the dead-letter topic (`runnel setup` made the topic).
+    let dead_sub = format!("http://{ps}/v1/projects/test-project/subscriptions/beam_dead_sub");
+    let _ = ureq::delete(&dead_sub).call();
+    ureq::put(&dead_sub).send_json(serde_json::json!({"topic": "projects/test-project/topics/beam-dead"})).unwrap();
 
     let log = dir.path().join("beam.log");
     let _beam = Killed(
@@ -241,6 +245,11 @@ fn pubsub_into_bigquery_on_beam_counts_every_event_published() {
     let sent: Vec<String> = flood_it_lines().into_iter().take(120).collect();
     std::fs::write(&events, sent.join("\n")).unwrap();
     runnel(&["publish", "--config", config.to_str().unwrap(), "--file", events.to_str().unwrap()]);
+    // And one message that is not JSON.
+    let poison = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"{not json");
+    ureq::post(&format!("http://{ps}/v1/projects/test-project/topics/beam-topic:publish"))
+        .send_json(serde_json::json!({"messages": [{"data": poison}]}))
+        .unwrap();
 
     // Every event is counted once, in per-user rows of the table.
     let mut per_user = BTreeMap::new();
@@ -258,4 +267,23 @@ fn pubsub_into_bigquery_on_beam_counts_every_event_published() {
         std::thread::sleep(Duration::from_secs(2));
     };
     assert_eq!(counted, per_user, "Beam's log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    // The poison is a dead letter on the topic, with its reason code.
+    let until = Instant::now() + Duration::from_secs(60);
+    let message = loop {
+        let pulled: serde_json::Value = ureq::post(&format!("{dead_sub}:pull"))
+            .send_json(serde_json::json!({"maxMessages": 10, "returnImmediately": true}))
+            .unwrap()
+            .into_json()
+            .unwrap();
+        if let Some(m) = pulled["receivedMessages"].get(0) {
+            break m["message"].clone();
+        }
+        assert!(Instant::now() < until, "no dead letter on the topic");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(message["attributes"]["reason_kind"], "malformed", "{message}");
+    let data = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, message["data"].as_str().unwrap()).unwrap();
+    let letter: DeadLetter = serde_json::from_slice(&data).unwrap();
+    assert_eq!((letter.stage.as_str(), letter.payload.as_deref()), ("transform", Some("{not json")));
 }
