@@ -23,6 +23,8 @@ def main(argv=None):
     args, beam_args = parser.parse_known_args(argv)
     try:
         job = translate(args.config)
+        for note in job.notes:
+            print(f"note: {note}", file=sys.stderr)
         if args.check:
             print(f"{args.config}: translates to Beam (transform {job.stage_label}, aggregate {job.aggregate_label})")
             return 0

@@ -39,13 +39,21 @@ class Job:
         self.pipeline = _bridge.Pipeline(self.path)
         self.plan = plan = json.loads(self.pipeline.plan())
         self.source = plan["source"]
+        self.notes = []
         watermark = plan.get("watermark")
         # A file's watermark on Beam is runnel's "end_of_input": all on time.
-        if watermark and not (watermark.get("mode") == "end_of_input" and self.source["type"] == "file"):
+        # For Pub/Sub, [watermark] tunes runnel's own estimate of an
+        # unbounded input's progress; the runner makes its own (Dataflow:
+        # from the backlog's publish times), which is what Beam users expect.
+        if watermark and self.source["type"] == "pubsub":
+            self.notes.append(
+                "[watermark] is runnel's estimator for Pub/Sub; on Beam the runner estimates the watermark itself"
+            )
+        elif watermark and watermark.get("mode") != "end_of_input":
             raise Untranslatable(
-                "[watermark] configures runnel's own watermark estimator; on Beam the source sets the "
-                "watermark (a file: all of it is on time; Pub/Sub: the runner's estimate). Remove [watermark] "
-                "to run this file on Beam"
+                "[watermark] configures runnel's own watermark estimator; on Beam a file is read whole and "
+                "nothing in it is late (runnel's mode = \"end_of_input\"). Remove [watermark] or use "
+                "mode = \"end_of_input\" to run this file on Beam"
             )
         if self.source["type"] == "synthetic":
             raise Untranslatable(

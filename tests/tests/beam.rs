@@ -153,6 +153,10 @@ fn what_beam_cannot_run_the_same_way_is_refused_before_it_starts() {
     assert!(e.contains("exists only in `runnel run`"), "{e}");
     let e = refused("watermark.toml", &format!("{file}[watermark]\nmode = \"bounded\"\nmax_out_of_orderness_s = 5\n"));
     assert!(e.contains("Remove [watermark]"), "{e}");
+    // For Pub/Sub the runner's own estimate applies, and the run says so.
+    let workshop = runnel_beam(&repo_root(), &["--config", "examples/workshop.toml", "--check"]);
+    let e = String::from_utf8_lossy(&workshop.stderr);
+    assert!(workshop.status.success() && e.contains("note: [watermark] is runnel's estimator"), "{e}");
     let e = refused("stdout.toml", &format!("{source}[sink]\ntype = \"stdout\"\n"));
     assert!(e.contains("type = \"ndjson\""), "{e}");
     // A plugin built against another contract: the host's own refusal.
