@@ -35,7 +35,7 @@ DEAD_LETTERS = "dead_letters"
 MAX_PENDING = 512
 
 
-def _packed(events):
+def packed(events):
     """One buffer and each event's end offset: one crossing per call."""
     ends, total = [], 0
     for e in events:
@@ -76,7 +76,7 @@ class RunStage(beam.DoFn):
         if not self.pending:
             return
         pending, self.pending = self.pending, []
-        events, ends = _packed([e for e, _ in pending])
+        events, ends = packed([e for e, _ in pending])
         elements, dead = self.stage.process(events, ends, self.origin)
         for key, time_us, payload in elements:
             # The plugin's (or the field's) event time; else the element's
@@ -116,7 +116,7 @@ class PluginCombine(beam.CombineFn):
 
     def _add_pending(self, acc):
         if acc[1]:
-            events, ends = _packed(acc[1])
+            events, ends = packed(acc[1])
             acc[0], refused = self.plugin.add(acc[0], events, ends)
             acc[1] = []
             for reason in refused:

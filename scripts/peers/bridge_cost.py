@@ -17,14 +17,7 @@ import tempfile
 import time
 
 from runnel_beam import _bridge
-
-
-def packed(events):
-    ends, total = [], 0
-    for e in events:
-        total += len(e)
-        ends.append(total)
-    return b"".join(events), ends
+from runnel_beam.fns import packed
 
 
 def python_transform(line):

@@ -33,9 +33,11 @@ use crate::plugin::PluginSource;
 use crate::window::{EngineConfig, Trigger, TriggerSpec, WindowEngine, WindowFn};
 pub use exercise::{Case, Exercise};
 
-/// Sandbox limits while grading: tight, so a looping guest costs little.
+/// Sandbox limits while grading: a tight per-batch budget, so a looping
+/// guest costs little; the default start-up budget and memory, so a Python
+/// plugin starts as it does in a run.
 pub fn grading_limits() -> Limits {
-    Limits { call_timeout: Duration::from_millis(250), start_timeout: Duration::from_secs(10), max_memory_bytes: 64 << 20 }
+    Limits { call_timeout: Duration::from_millis(250), ..Limits::default() }
 }
 
 /// One case's verdict.
