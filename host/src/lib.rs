@@ -54,7 +54,10 @@
 //! - [`replay`]: the deterministic harness behind `runnel replay` and the
 //!   Beam conformance tests;
 //! - [`cmd`]: the command-line commands (`main.rs` only parses arguments),
-//!   `cmd::build` among them: plugins from Rust crates and Python folders.
+//!   `cmd::build` among them: plugins from Rust crates and Python folders;
+//!   `cmd::beam` hands a pipeline file to the `runnel_beam` package
+//!   (beam/ in the repository: this crate's plugin runtime as a Python
+//!   extension, running the same file and plugins on Apache Beam).
 
 pub mod accumulate;
 pub mod ack;
