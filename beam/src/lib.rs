@@ -20,7 +20,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -31,7 +31,6 @@ use runnel::decode::Decoder;
 use runnel::plugin::aggregate::AggregatePlugin;
 use runnel::plugin::runtime::PluginRuntime;
 use runnel::plugin::transform::TransformPlugin;
-use runnel::plugin::PluginSource;
 use runnel::sink::bigquery::table_row;
 use runnel::sink::{row, Provenance};
 use runnel::window::{AccOp, Pane, Timing, Value, Window};
@@ -178,16 +177,7 @@ impl Stage {
         let open = || -> Result<StageInner> {
             let runtime = runtime(cfg)?;
             let decoder = Decoder::new(cfg.event.key_pointer()?, cfg.event.event_time()?);
-            let transform = match &cfg.transform {
-                Some(t) => {
-                    let source = PluginSource::resolve(&t.plugin, &cfg.base_dir).context("[transform] plugin")?;
-                    Some(
-                        TransformPlugin::load(&runtime, source, &t.config.to_config_string(), &decoder.fields_spec())
-                            .context("[transform] plugin refused")?,
-                    )
-                }
-                None => None,
-            };
+            let transform = runnel::pipeline::load_transform(cfg, &runtime, &decoder)?;
             Ok(StageInner { runtime, transform, decoder, max_bytes: cfg.event.max_bytes })
         };
         let inner = open().map_err(err)?;
@@ -208,7 +198,7 @@ impl Stage {
         let input = batch(events, &ends)?;
         let outcomes = py.detach(|| {
             let mut inner = self.inner.lock().map_err(|_| PyRuntimeError::new_err("a previous bundle panicked in the bridge"))?;
-            Ok::<_, PyErr>(inner.run(input.clone()))
+            Ok::<_, PyErr>(inner.run(&input))
         })?;
         let mut elements = Vec::new();
         let mut dead = Vec::new();
@@ -231,7 +221,7 @@ impl Stage {
 }
 
 impl StageInner {
-    fn run(&mut self, input: EventBatch) -> Vec<Outcome> {
+    fn run(&mut self, input: &EventBatch) -> Vec<Outcome> {
         let mut out = Vec::with_capacity(input.len());
         // Oversized events never reach the plugin ([event] max_bytes).
         let mut kept = EventBatch::default();
@@ -352,12 +342,7 @@ impl Combine {
     #[new]
     fn new(pipeline: &Pipeline) -> PyResult<Self> {
         let cfg = &pipeline.cfg;
-        let open = || -> Result<AggregatePlugin> {
-            let runtime = runtime(cfg)?;
-            let source = PluginSource::resolve(&cfg.aggregate.plugin, &cfg.base_dir).context("[aggregate] plugin")?;
-            AggregatePlugin::load(&runtime, source, &cfg.aggregate.config.to_config_string()).context("[aggregate] plugin refused")
-        };
-        let plugin = open().map_err(err)?;
+        let plugin = runtime(cfg).and_then(|runtime| runnel::pipeline::load_aggregate(cfg, &runtime)).map_err(err)?;
         use runnel::accumulate::Accumulators;
         let (label, needs_payload) = (plugin.source.label(), plugin.needs_payload());
         Ok(Self { plugin: Mutex::new(plugin), label, needs_payload })

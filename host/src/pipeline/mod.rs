@@ -489,7 +489,9 @@ impl Pipeline {
     }
 }
 
-fn load_transform(cfg: &PipelineConfig, runtime: &PluginRuntime, decoder: &Decoder) -> Result<Option<TransformPlugin>> {
+/// The file's transform plugin, resolved, checked and started (`None`
+/// without one); runnel_beam's bridge loads it the same way.
+pub fn load_transform(cfg: &PipelineConfig, runtime: &PluginRuntime, decoder: &Decoder) -> Result<Option<TransformPlugin>> {
     let Some(t) = &cfg.transform else { return Ok(None) };
     let source = PluginSource::resolve(&t.plugin, &cfg.base_dir).context("[transform] plugin")?;
     let plugin = TransformPlugin::load(runtime, source, &t.config.to_config_string(), &decoder.fields_spec())
@@ -497,7 +499,8 @@ fn load_transform(cfg: &PipelineConfig, runtime: &PluginRuntime, decoder: &Decod
     Ok(Some(plugin))
 }
 
-fn load_aggregate(cfg: &PipelineConfig, runtime: &PluginRuntime) -> Result<AggregatePlugin> {
+/// The file's aggregate plugin, resolved, checked and started.
+pub fn load_aggregate(cfg: &PipelineConfig, runtime: &PluginRuntime) -> Result<AggregatePlugin> {
     let source = PluginSource::resolve(&cfg.aggregate.plugin, &cfg.base_dir).context("[aggregate] plugin")?;
     AggregatePlugin::load(runtime, source, &cfg.aggregate.config.to_config_string()).context("[aggregate] plugin refused")
 }
