@@ -5,7 +5,8 @@
 //! add-weekday and count-events together give exactly the windows of the
 //! Rust plugins on the bundled day, computed here without runnel, and
 //! they hot-reload (Rust to Python and back) under load without losing or
-//! repeating an event.
+//! repeating an event. The SDK carries field values across the boundary
+//! exactly, both ways, escapes and all.
 
 use runnel::config::PipelineConfig;
 use runnel::grade::{self, Exercise, Which};
@@ -40,6 +41,53 @@ fn python_exercises_grade_like_the_rust_ones() {
         let card = grade::grade(&runtime, &exercise, &template, Which::All);
         assert_eq!(card.score, 0, "{}", grade::report::text(&card));
         assert!(grade::report::text(&card).contains("NotImplementedError: "), "{}", grade::report::text(&card));
+    }
+}
+
+#[test]
+fn the_python_sdk_carries_field_values_exactly_both_ways() {
+    use serde_json::{json, Value};
+    let runtime = PluginRuntime::new(grade::grading_limits()).unwrap();
+    let source = PluginSource::from_file(&python_plugin("test-guests/echo")).unwrap();
+    let events = runnel::config::EventConfig::default();
+    let decoder = runnel::decode::Decoder::new(events.key_pointer().unwrap(), events.event_time().unwrap());
+    let mut plugin = runnel::plugin::transform::TransformPlugin::load(&runtime, source, "", &decoder.fields_spec()).unwrap();
+    // Strings the SDK's shortcut may copy as they are, and every kind it
+    // must not: quotes, backslashes, escapes, control characters, non-ASCII.
+    let names = ["level_up", "say \"hi\"", r"C:\games", "tab\there", "\u{1}", "café ✓", "😀", "", "twice", "refuse"];
+    let values =
+        [json!("plain"), json!("a\"b\\c\nd"), json!(-12), json!(1.5e300), json!(true), json!(null), json!({"k": ["v", 1]}), json!("é")];
+    let mut inputs: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| json!({"user_pseudo_id": "u", "event_timestamp": 1, "event_name": name, "value": values[i % values.len()]}))
+        .collect();
+    inputs.push(json!({"user_pseudo_id": "u", "event_timestamp": 1, "event_name": 7}));
+    let mut batch = runnel::accumulate::EventBatch::default();
+    for e in &inputs {
+        batch.push(e.to_string().as_bytes());
+    }
+    let out = plugin.transform_whole(&runtime, &batch).unwrap();
+
+    let refused = names.iter().position(|n| *n == "refuse").unwrap() as u32;
+    assert_eq!(out.rejected.iter().map(|r| (r.source, r.reason.as_str())).collect::<Vec<_>>(), [(refused, "refused after emitting")]);
+    assert!(out.emitted.iter().all(|e| e.source != refused), "a refused event's earlier outputs are dropped");
+    let twice = names.iter().position(|n| *n == "twice").unwrap() as u32;
+    let copies: Vec<_> = out.emitted.iter().filter(|e| e.source == twice).collect();
+    assert_eq!(copies.iter().map(|e| e.key.as_deref()).collect::<Vec<_>>(), [Some("u"), Some("twice")]);
+    assert_eq!(out.emitted.len(), inputs.len(), "one output each, two for twice, none for refuse");
+
+    for e in out.emitted.iter().filter(|e| e.key.as_deref() != Some("twice")) {
+        let input = &inputs[e.source as usize];
+        let output: Value = serde_json::from_slice(e.payload.as_deref().unwrap()).unwrap();
+        // A string field reads as that string; any other kind as None.
+        let name = input["event_name"].as_str().map_or(Value::Null, |s| json!(s));
+        assert_eq!(output["name"], name, "{input}");
+        assert_eq!(output["value_copy"], input["value"], "{input}");
+        // raw: the value's JSON text as the event has it (None when absent).
+        let raw = input.get("value").map_or(Value::Null, |v| json!(v.to_string()));
+        assert_eq!(output["raw"], raw, "{input}");
+        assert_eq!(output["event_name"], input["event_name"], "the input's own fields are kept");
     }
 }
 

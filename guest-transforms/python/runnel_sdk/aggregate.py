@@ -107,13 +107,24 @@ def export(cls):
 
         def add(self, events, adds):
             index, slots = state["index"], state["slots"]
-            rows, whole = values_of(events, len(index)) if events.count else ([], [])
-            empty = Event(index, [None] * len(index), None)
+            aggregate = plugin()
+            add_input, create = aggregate.add_input, aggregate.create_accumulator
+            width = len(index)
+            if events.count:
+                values, whole = values_of(events)
+            else:  # the aggregate reads nothing: one empty event serves all
+                values, whole = [None] * width, None
+                empty = Event(index, values, None)
             rejected = []
             for i, add in enumerate(adds):
+                slot = add.slot
                 try:
-                    event = Event(index, rows[add.event], whole[add.event]) if rows else empty
-                    slots[add.slot] = plugin().add_input(accumulator(add.slot), event)
+                    accumulator = slots[slot] if slot in slots else create()
+                    if whole is None:
+                        event = empty
+                    else:
+                        event = Event(index, values, whole[add.event], add.event * width)
+                    slots[slot] = add_input(accumulator, event)
                 except Refuse as e:
                     rejected.append(contract.RejectedAdd(i, reason_of(e)))
             return rejected

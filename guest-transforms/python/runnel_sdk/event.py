@@ -18,19 +18,23 @@ class Event:
     """One event as a plugin sees it. Values are JSON text until you ask
     for them as Python values (`get`, `str`, `int`, `float`)."""
 
-    __slots__ = ("_index", "_values", "_whole")
+    # One flat list of values serves the whole batch (event `i`'s start at
+    # `i * len(fields)`): a list per event cost more than the plugin's own
+    # work in the sandbox's interpreter.
+    __slots__ = ("_index", "_values", "_base", "_whole")
 
-    def __init__(self, index, values, whole):
+    def __init__(self, index, values, whole, base=0):
         self._index = index
         self._values = values
         self._whole = whole
+        self._base = base
 
     def raw(self, name):
         """The field's JSON text as the event has it (`'"20180803"'`), or
         None when the event has no such field. Raises KeyError for a
         field the plugin did not declare in `fields()`."""
         try:
-            return self._values[self._index[name]]
+            return self._values[self._base + self._index[name]]
         except KeyError:
             raise KeyError(
                 f"field {name!r} was not declared: return it from fields() "
@@ -45,8 +49,13 @@ class Event:
 
     def str(self, name):
         """The field when it is a JSON string, else None."""
-        value = self.get(name)
-        return value if isinstance(value, str) else None
+        text = self.raw(name)
+        if text is None or text[:1] != '"':
+            return None
+        # Most strings have no escapes: no need for the JSON parser.
+        if "\\" not in text:
+            return text[1:-1]
+        return json.loads(text)
 
     def int(self, name):
         """The field when it is an integer (or a string of digits, as
@@ -82,13 +91,16 @@ class Event:
         return self._whole
 
 
-def values_of(batch, fields):
-    """Splits a field batch into one list of JSON texts (None: absent) per
-    event, and the whole events when the batch carries them."""
-    texts = [piece.decode() if piece else None for piece in _pieces(batch.values, batch.ends)]
-    rows = [texts[i * fields : (i + 1) * fields] for i in range(batch.count)]
+def values_of(batch):
+    """A field batch as one flat list of JSON texts (None: absent), event
+    `i`'s first at `i * fields`, and the whole events (None each when the
+    batch does not carry them)."""
+    values, texts, start = batch.values, [], 0
+    for end in batch.ends:
+        texts.append(values[start:end].decode() if end > start else None)
+        start = end
     whole = list(_pieces(batch.events.bytes, batch.events.ends)) or [None] * batch.count
-    return rows, whole
+    return texts, whole
 
 
 def _pieces(buffer, ends):
@@ -107,3 +119,15 @@ def reason_of(error):
     frame = traceback.extract_tb(error.__traceback__)[-1:]
     where = f" (line {frame[0].lineno})" if frame else ""
     return f"{type(error).__name__}: {error}{where}"
+
+
+def json_text(value):
+    """`value` as JSON text; plain strings and integers without the JSON
+    encoder (it costs more than the plugin's own work in the sandbox)."""
+    kind = type(value)
+    if kind is str:
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return '"' + value + '"'
+    elif kind is int:
+        return str(value)
+    return json.dumps(value)

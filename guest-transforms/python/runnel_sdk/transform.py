@@ -7,7 +7,7 @@ import json
 from componentize_py_types import Err
 from wit_world.exports import transformer as contract
 
-from runnel_sdk.event import Event, Refuse, reason_of, values_of
+from runnel_sdk.event import Event, Refuse, json_text, reason_of, values_of
 
 
 class Transform:
@@ -46,7 +46,7 @@ class Emitted:
     def add_field(self, name, value):
         """Appends `"name": value` (any JSON-serialisable Python value);
         the host edits the event's bytes."""
-        return self.add_field_json(name, json.dumps(value))
+        return self.add_field_json(name, json_text(value))
 
     def add_field_json(self, name, text):
         """Appends `"name": text`, where `text` is one JSON value."""
@@ -70,7 +70,8 @@ class Emitted:
 
 
 class Emit:
-    """Where `transform` puts the current event's outputs."""
+    """Where `transform` puts the current event's outputs (valid during
+    that call only: the SDK reuses it for the next event)."""
 
     __slots__ = ("_source", "_outputs")
 
@@ -97,7 +98,12 @@ class Emit:
 
     def add_field(self, name, value):
         """Emits the input event with `"name": value` appended."""
-        return self.keep().add_field(name, value)
+        # `keep().add_field(...)` in one step: each Python call counts in
+        # the sandbox's interpreter, and this is most transforms' output.
+        edit = contract.Edit_Add(contract.Field(name, json_text(value)))
+        out = contract.Emitted(self._source, None, [edit], None, None)
+        self._outputs.append(out)
+        return Emitted(out)
 
 
 def export(cls):
@@ -118,21 +124,23 @@ def export(cls):
             return contract.TransformInfo(names, whole)
 
         def transform(self, batch):
-            plugin, index = state["plugin"], state["index"]
-            rows, whole = values_of(batch, len(index))
+            index, call = state["index"], state["plugin"].transform
+            width = len(index)
+            values, whole = values_of(batch)
             emitted, rejected = [], []
-            for source, (row, event_bytes) in enumerate(zip(rows, whole)):
-                outputs = []
+            out = Emit(0, emitted)
+            for source in range(batch.count):
+                mark = len(emitted)
+                out._source = source
                 try:
-                    plugin.transform(Event(index, row, event_bytes), Emit(source, outputs))
+                    call(Event(index, values, whole[source], source * width), out)
                 except Refuse as e:
+                    del emitted[mark:]
                     rejected.append(contract.Rejected(source, reason_of(e)))
-                    continue
                 # Any other exception is a bug, as a panic is in Rust: it
                 # ends the call, and the host retries the batch without the
                 # event that raised it, which it dead-letters with the
                 # exception (`plugin_failed`).
-                emitted.extend(outputs)
             return contract.TransformResult(emitted, rejected)
 
     return Transformer
