@@ -28,6 +28,7 @@ use runnel::batch::EventBatch;
 use runnel::config::PipelineConfig;
 use runnel::deadletter::{DeadLetter, Reason, Stage as DeadStage};
 use runnel::decode::Decoder;
+use runnel::pipeline::{key_and_time, MaxBytes};
 use runnel::plugin::aggregate::AggregatePlugin;
 use runnel::plugin::runtime::PluginRuntime;
 use runnel::plugin::transform::TransformPlugin;
@@ -146,7 +147,7 @@ struct StageInner {
     runtime: Arc<PluginRuntime>,
     transform: Option<TransformPlugin>,
     decoder: Decoder,
-    max_bytes: usize,
+    max_bytes: MaxBytes,
 }
 
 /// An element: (key, event time in µs or None for the element's own
@@ -178,7 +179,7 @@ impl Stage {
             let runtime = runtime(cfg)?;
             let decoder = Decoder::new(cfg.event.key_pointer()?, cfg.event.event_time()?);
             let transform = runnel::pipeline::load_transform(cfg, &runtime, &decoder)?;
-            Ok(StageInner { runtime, transform, decoder, max_bytes: cfg.event.max_bytes })
+            Ok(StageInner { runtime, transform, decoder, max_bytes: MaxBytes(cfg.event.max_bytes) })
         };
         let inner = open().map_err(err)?;
         let label = inner.transform.as_ref().map(|t| t.source.label());
@@ -228,16 +229,9 @@ impl StageInner {
         let mut sources = Vec::with_capacity(input.len());
         for i in 0..input.len() {
             let event = input.get(i);
-            if event.len() > self.max_bytes {
-                let reason = format!("oversized: {} bytes, the limit is {} ([event] max_bytes)", event.len(), self.max_bytes);
-                out.push(Outcome::Dead {
-                    source: i as u32,
-                    stage: DeadStage::Decode,
-                    code: Reason::Oversized,
-                    reason,
-                    plugin: false,
-                    payload: None,
-                });
+            if let Some(reason) = self.max_bytes.oversized(event.len()) {
+                let source = i as u32;
+                out.push(Outcome::Dead { source, stage: DeadStage::Decode, code: Reason::Oversized, reason, plugin: false, payload: None });
             } else {
                 kept.push(event);
                 sources.push(i as u32);
@@ -245,7 +239,7 @@ impl StageInner {
         }
         let Some(transform) = self.transform.as_mut() else {
             for (i, &source) in sources.iter().enumerate() {
-                out.push(self.decode(kept.get(i), source, None, None, None));
+                out.push(self.decode(source, kept.get(i), None, None, None));
             }
             return out;
         };
@@ -256,52 +250,35 @@ impl StageInner {
         }
         for e in result.emitted {
             let source = sources[e.source as usize];
-            let payload = e.payload.as_deref().unwrap_or_else(|| kept.get(e.source as usize));
-            if payload.len() > self.max_bytes {
-                let reason = format!(
-                    "oversized output: the transform emitted {} bytes, the limit is {} ([event] max_bytes)",
-                    payload.len(),
-                    self.max_bytes
-                );
-                out.push(Outcome::Dead {
-                    source,
-                    stage: DeadStage::Transform,
-                    code: Reason::OversizedOutput,
-                    reason,
-                    plugin: true,
-                    payload: None,
-                });
+            let len = e.payload.as_ref().map_or_else(|| kept.get(e.source as usize).len(), Vec::len);
+            if let Some(reason) = self.max_bytes.oversized_output(len) {
+                let code = Reason::OversizedOutput;
+                out.push(Outcome::Dead { source, stage: DeadStage::Transform, code, reason, plugin: true, payload: None });
                 continue;
             }
-            out.push(self.decode(payload, source, e.key, e.event_time_us, e.payload.clone()));
+            let input = kept.get(e.source as usize);
+            out.push(self.decode(source, input, e.payload, e.key.as_deref(), e.event_time_us));
         }
         out
     }
 
-    /// An output's key and event time: the plugin's, else read from it
-    /// (the pipeline's `admit`).
-    fn decode(&self, payload: &[u8], source: u32, key: Option<String>, time: Option<i64>, owned: Option<Vec<u8>>) -> Outcome {
+    /// An output's key and event time, decided by the pipeline's own
+    /// `key_and_time` and `field_time`; `edited` is the output's payload
+    /// when it is not the input event (`input`).
+    fn decode(&self, source: u32, input: &[u8], edited: Option<Vec<u8>>, key: Option<&str>, time: Option<i64>) -> Outcome {
         let field_time = matches!(self.decoder.event_time(), runnel::config::EventTime::Field(..));
-        let decoded = match (key, time) {
-            (Some(k), Some(t)) => Ok((k, Some(t))),
-            (k, t) => self.decoder.decode(payload).map(|(dk, dt)| (k.unwrap_or_else(|| dk.into_owned()), t.or(dt))),
-        };
-        match decoded {
-            Ok((_, None)) if field_time => Outcome::Dead {
-                source,
-                stage: DeadStage::Decode,
-                code: Reason::MissingTime,
-                reason: "the event time field was not read".into(),
-                plugin: false,
-                payload: Some(payload.to_vec()),
-            },
-            Ok((key, time)) => Outcome::Element { key, time, payload: owned, source },
+        let payload = edited.as_deref().unwrap_or(input);
+        let decided = key_and_time(&self.decoder, payload, key, time)
+            .and_then(|(key, time)| Ok((key.into_owned(), if field_time { Some(runnel::pipeline::field_time(time)?) } else { time })));
+        match decided {
+            Ok((key, time)) => Outcome::Element { key, time, payload: edited, source },
             Err(refused) => Outcome::Dead {
                 source,
                 stage: DeadStage::Decode,
                 code: refused.code,
                 reason: refused.reason,
-                plugin: true,
+                // A missing time is the pipeline file's doing, not the plugin's.
+                plugin: refused.code != Reason::MissingTime,
                 payload: Some(payload.to_vec()),
             },
         }

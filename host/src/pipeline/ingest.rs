@@ -19,7 +19,7 @@ use crate::window::WindowEngine;
 pub(super) struct Ingest {
     pub source: Box<dyn Source>,
     batch_size: usize,
-    max_bytes: usize,
+    max_bytes: MaxBytes,
     acks: AckTracker,
 }
 
@@ -30,7 +30,7 @@ impl Ingest {
             Some(s) => s,
             None => build(cfg, cloud)?,
         };
-        Ok(Self { source, batch_size: cfg.pipeline.batch_size, max_bytes: cfg.event.max_bytes, acks: AckTracker::default() })
+        Ok(Self { source, batch_size: cfg.pipeline.batch_size, max_bytes: MaxBytes(cfg.event.max_bytes), acks: AckTracker::default() })
     }
 
     /// The next batch; `None` when a bounded source ends.
@@ -43,15 +43,14 @@ impl Ingest {
     /// index in the batch as read (what provenance and acks refer to).
     pub fn screen(&self, batch: &mut SourceBatch, dead: &mut DeadLetters) -> Result<Vec<u32>> {
         let n = batch.events.len();
-        if (0..n).all(|i| batch.events.get(i).len() <= self.max_bytes) {
+        if (0..n).all(|i| self.max_bytes.oversized(batch.events.get(i).len()).is_none()) {
             return Ok((0..n as u32).collect());
         }
         let mut kept = Vec::with_capacity(n);
         let mut smaller = EventBatch::default();
         for i in 0..n {
             let event = batch.events.get(i);
-            if event.len() > self.max_bytes {
-                let reason = format!("oversized: {} bytes, the limit is {} ([event] max_bytes)", event.len(), self.max_bytes);
+            if let Some(reason) = self.max_bytes.oversized(event.len()) {
                 dead.write((Stage::Decode, Reason::Oversized), &reason, batch.provenance(i), None, event)?;
             } else {
                 smaller.push(event);
@@ -64,8 +63,7 @@ impl Ingest {
 
     /// Why a transform output of `len` bytes is refused, if it is.
     pub fn oversized_output(&self, len: usize) -> Option<String> {
-        (len > self.max_bytes)
-            .then(|| format!("oversized output: the transform emitted {len} bytes, the limit is {} ([event] max_bytes)", self.max_bytes))
+        self.max_bytes.oversized_output(len)
     }
 
     /// Holds this batch's messages until their windows retire (what the
@@ -121,5 +119,23 @@ fn lease_for(cfg: &PipelineConfig) -> Duration {
     match cfg.max_hold() {
         Some(hold) => (hold * 2).max(CLIENT_DEFAULT),
         None => Duration::MAX,
+    }
+}
+
+/// `[event] max_bytes`: the largest event a plugin sees, and the largest
+/// output a transform may emit. Public so runnel on Beam (the `runnel-beam`
+/// bridge) refuses exactly what `runnel run` refuses, in the same words.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxBytes(pub usize);
+
+impl MaxBytes {
+    /// Why an event of `len` bytes is refused before any plugin, if it is.
+    pub fn oversized(self, len: usize) -> Option<String> {
+        (len > self.0).then(|| format!("oversized: {len} bytes, the limit is {} ([event] max_bytes)", self.0))
+    }
+
+    /// Why a transform output of `len` bytes is refused, if it is.
+    pub fn oversized_output(self, len: usize) -> Option<String> {
+        (len > self.0).then(|| format!("oversized output: the transform emitted {len} bytes, the limit is {} ([event] max_bytes)", self.0))
     }
 }

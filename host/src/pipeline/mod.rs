@@ -55,6 +55,7 @@ mod windowing;
 
 use aggregate::AggregateStage;
 use ingest::Ingest;
+pub use ingest::MaxBytes;
 use output::Output;
 use transform::{TransformStage, Transformed};
 use windowing::{Element, WindowStage};
@@ -324,10 +325,7 @@ impl Pipeline {
     /// Finds an element's key and event time and hands it to windowing, or
     /// dead-letters it with the reason.
     fn admit(&mut self, c: Candidate<'_>, batch: &SourceBatch, plugin: Option<&str>, now: i64) -> Result<()> {
-        let decoded = match (c.key, c.time) {
-            (Some(k), Some(t)) => Ok((Cow::Borrowed(k), Some(t))),
-            _ => self.decoder.decode(c.payload).map(|(k, t)| (c.key.map(Cow::Borrowed).unwrap_or(k), c.time.or(t))),
-        };
+        let decoded = key_and_time(&self.decoder, c.payload, c.key, c.time);
         let timed = decoded.and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, c.source as usize, now)?)));
         match timed {
             Ok((key, ts)) => {
@@ -533,9 +531,30 @@ fn window_stage(cfg: &PipelineConfig) -> Result<WindowStage> {
 
 /// An element's event time: from its field (`field`, already decoded), the
 /// message's publish time, a message attribute, or its arrival.
+/// An element's key and its event time from a field: what the transform
+/// set, else read from the payload. Public so runnel on Beam (the
+/// `runnel-beam` bridge) decides exactly as `runnel run` does.
+pub fn key_and_time<'a>(
+    decoder: &Decoder,
+    payload: &'a [u8],
+    key: Option<&'a str>,
+    time: Option<i64>,
+) -> Result<(Cow<'a, str>, Option<i64>), Refusal> {
+    match (key, time) {
+        (Some(k), Some(t)) => Ok((Cow::Borrowed(k), Some(t))),
+        _ => decoder.decode(payload).map(|(k, t)| (key.map(Cow::Borrowed).unwrap_or(k), time.or(t))),
+    }
+}
+
+/// The event time when it comes from a field: refused when the field was
+/// not read.
+pub fn field_time(field: Option<i64>) -> Result<i64, Refusal> {
+    field.ok_or_else(|| Refusal::new(Reason::MissingTime, "the event time field was not read"))
+}
+
 fn event_time(how: &EventTime, field: Option<i64>, batch: &SourceBatch, i: usize, now: i64) -> Result<i64, Refusal> {
     match how {
-        EventTime::Field(..) => field.ok_or_else(|| Refusal::new(Reason::MissingTime, "the event time field was not read")),
+        EventTime::Field(..) => field_time(field),
         EventTime::PublishTime => Ok(batch.publish_times[i]),
         EventTime::Arrival => Ok(now),
         EventTime::Attribute(name, format) => {
