@@ -16,6 +16,17 @@ impl EventBatch {
         (self.ends.len() - 1) as u32
     }
 
+    /// An empty batch with room for `bytes` of events and `events` ends.
+    pub fn with_capacity(bytes: usize, events: usize) -> Self {
+        Self { bytes: Vec::with_capacity(bytes), ends: Vec::with_capacity(events) }
+    }
+
+    /// Ends an event whose bytes were appended to `bytes` directly (by a
+    /// reader writing into the batch, saving a copy).
+    pub fn seal(&mut self) {
+        self.ends.push(self.bytes.len() as u32);
+    }
+
     pub fn len(&self) -> usize {
         self.ends.len()
     }
