@@ -1,7 +1,8 @@
 //! The workshop's path against the local emulators (started by
 //! scripts/test.sh): Pub/Sub pull subscription → add-weekday → events per
 //! user per minute → BigQuery, with bad messages dead-lettered, every
-//! message acknowledged, and rows the table would refuse dead-lettered.
+//! message acknowledged, and rows the table would refuse dead-lettered;
+//! the BigQuery emulator itself takes inserts after a partial read.
 
 use base64::Engine as _;
 use runnel::config::PipelineConfig;
@@ -277,4 +278,34 @@ fn messages_published_to_a_waiting_source_arrive_without_waiting_out_a_deadline(
         seen.len(),
         GROUPS * PER_GROUP
     );
+}
+
+/// The emulator as scripts/emulators.sh starts it takes a streaming insert
+/// after a read that left its result half fetched (bqemulator shares one
+/// DuckDB connection, and refused every later `insertAll` with a 500: Beam's
+/// WriteToBigQuery then retried for minutes while a test polled the table).
+#[test]
+fn the_bigquery_emulator_takes_inserts_after_a_partial_read() {
+    let base = format!("http://{}/bigquery/v2/projects/test-project", emulator("BIGQUERY_EMULATOR_HOST"));
+    let dataset = unique("partial_read");
+    ureq::post(&format!("{base}/datasets"))
+        .send_json(serde_json::json!({"datasetReference": {"projectId": "test-project", "datasetId": dataset}}))
+        .unwrap();
+    let table = serde_json::json!({
+        "tableReference": {"projectId": "test-project", "datasetId": dataset, "tableId": "t"},
+        "schema": {"fields": [{"name": "a", "type": "INTEGER"}]}
+    });
+    ureq::post(&format!("{base}/datasets/{dataset}/tables")).send_json(table).unwrap();
+    let insert = |a: i64| {
+        ureq::post(&format!("{base}/datasets/{dataset}/tables/t/insertAll"))
+            .send_json(serde_json::json!({"rows": [{"json": {"a": a}}]}))
+            .map(|r| r.status())
+            .unwrap_or_else(|e| panic!("insertAll of {a} refused: {e}"))
+    };
+    assert_eq!((insert(1), insert(2)), (200, 200));
+    // One row of two: the rest of the result stays on the connection.
+    ureq::get(&format!("{base}/datasets/{dataset}/tables/t/data?maxResults=1")).call().unwrap();
+    assert_eq!(insert(3), 200);
+    let rows = query(&format!("SELECT SUM(a) FROM {dataset}.t"));
+    assert_eq!(rows, [["6".to_string()]]);
 }
