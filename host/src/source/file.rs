@@ -14,8 +14,8 @@ pub struct FileSource {
     reader: Box<dyn BufRead + Send>,
     name: Arc<str>,
     line: u64,
-    /// The last batch's size in bytes: the next one is allocated at that
-    /// size once, instead of growing (and copying) as it fills.
+    /// The largest batch so far, in bytes: the next one is allocated at
+    /// that size once, instead of growing (and copying) as it fills.
     last_bytes: usize,
 }
 
