@@ -78,10 +78,10 @@ class RunStage(beam.DoFn):
         pending, self.pending = self.pending, []
         events, ends = packed([e for e, _ in pending])
         elements, dead = self.stage.process(events, ends, self.origin)
-        for key, time_us, payload in elements:
-            # The plugin's (or the field's) event time; else the element's
-            # own (Pub/Sub publish time).
-            ts = Timestamp(micros=time_us) if time_us is not None else pending[0][1]
+        for index, key, time_us, payload in elements:
+            # The plugin's (or the field's) event time; else the timestamp
+            # of the input it came from (its Pub/Sub publish time).
+            ts = Timestamp(micros=time_us) if time_us is not None else pending[index][1]
             value = (key, payload if self.keep_payload else b"")
             if windowed:
                 yield WindowedValue(value, ts, [GlobalWindow()])

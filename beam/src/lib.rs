@@ -150,9 +150,9 @@ struct StageInner {
     max_bytes: MaxBytes,
 }
 
-/// An element: (key, event time in µs or None for the element's own
-/// timestamp, payload).
-type Element = (String, Option<i64>, Py<PyBytes>);
+/// An element: (the index of the input it came from, key, event time in µs
+/// or None for that input's own timestamp, payload).
+type Element = (u32, String, Option<i64>, Py<PyBytes>);
 /// A dead letter: (input index, its line as `runnel run` writes it, which
 /// `runnel dlq` reads).
 type Dead = (u32, String);
@@ -207,7 +207,7 @@ impl Stage {
             match o {
                 Outcome::Element { key, time, payload, source } => {
                     let bytes = PyBytes::new(py, payload.as_deref().unwrap_or_else(|| input.get(source as usize)));
-                    elements.push((key, time, bytes.unbind()));
+                    elements.push((source, key, time, bytes.unbind()));
                 }
                 Outcome::Dead { source, stage, code, reason, plugin, payload } => {
                     let payload = payload.as_deref().unwrap_or_else(|| input.get(source as usize));

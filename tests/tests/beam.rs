@@ -10,6 +10,8 @@
 //! - what Beam cannot run the same way, and a plugin built against another
 //!   contract, are refused before Beam starts, saying what to change;
 //! - the replay scenarios on Beam's TestStream give Beam's goldens;
+//! - an event's publish time stays with it (and its outputs) through the
+//!   stage, whatever else is in its bundle;
 //! - a Pub/Sub subscription (the emulator) into a BigQuery table (the
 //!   emulator), Beam's own reader and writer, counts every event published.
 
@@ -203,6 +205,67 @@ fn the_replay_scenarios_on_beams_test_stream_with_the_plugins_give_beams_goldens
         }
     }
     assert!(failures.is_empty(), "differ from Beam's goldens: {failures:?}");
+}
+
+#[test]
+fn each_event_keeps_its_own_publish_time_through_the_stage_on_beam() {
+    let _one = one_at_a_time();
+    // `time = "publish_time"`: an element's event time is the timestamp
+    // of the message it came from. Events published a minute apart go
+    // through RunStage (the bridge: ingest, add-weekday, decode) as one
+    // bundle, a malformed one first so that inputs and outputs do not line
+    // up; each output must carry its own input's timestamp (it once carried
+    // the bundle's first one, so a backlog fell into one window).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        "[source]\ntype = \"pubsub\"\nsubscription = \"s\"\ntopic = \"t\"\n[event]\ntime = \"publish_time\"\n\
+         [transform]\nplugin = \"add-weekday\"\n[sink]\ntype = \"bigquery\"\ndataset = \"d\"\ntable = \"t\"\n",
+    )
+    .unwrap();
+    let mut published = vec![(b"{not json".to_vec(), 0i64)];
+    let mut expected = Vec::new();
+    for (i, line) in flood_it_lines().into_iter().take(5).enumerate() {
+        let seconds = 1_000 + 60 * i as i64;
+        let user = serde_json::from_str::<serde_json::Value>(&line).unwrap()["user_pseudo_id"].as_str().unwrap().to_string();
+        expected.push(format!("{user} {}", seconds * 1_000_000));
+        published.push((line.into_bytes(), seconds));
+    }
+    let script = r#"
+import json, sys
+import apache_beam as beam
+from apache_beam.transforms.window import TimestampedValue
+from runnel_beam.fns import DEAD_LETTERS, RunStage
+
+class Stamped(beam.DoFn):
+    def process(self, kv, ts=beam.DoFn.TimestampParam):
+        yield f"{kv[0]} {ts.micros}"
+
+published = [(bytes.fromhex(e), t) for e, t in json.loads(sys.argv[2])]
+with beam.Pipeline() as p:
+    out = (
+        p
+        | beam.Create(published)
+        | beam.Map(lambda e: TimestampedValue(e[0], e[1]))
+        | beam.ParDo(RunStage(sys.argv[1], "test", False)).with_outputs(DEAD_LETTERS, main="events")
+    )
+    out.events | beam.ParDo(Stamped()) | beam.Map(print)
+"#;
+    let arg = serde_json::to_string(&published.iter().map(|(e, t)| (hex(e), *t)).collect::<Vec<_>>()).unwrap();
+    let out = Command::new(repo_root().join("target/beam-venv/bin/python"))
+        .args(["-c", script, config.to_str().unwrap(), &arg])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut seen: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct Killed(Child);
