@@ -130,6 +130,55 @@ fn wrong_configs_stop_with_an_actionable_message() {
     assert!(format!("{err:#}").contains("examples/ has working ones"), "{err:#}");
 }
 
+/// A time the transform sets (`set_event_time_us`) overrides the one
+/// `[event] time` names, here the publish time, as the contract says and as
+/// runnel on Beam does (`runnel run` used to keep the publish time).
+#[test]
+fn an_event_time_the_transform_sets_overrides_the_publish_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = runnel::accumulate::EventBatch::default();
+    for i in 0..3 {
+        events.push(format!(r#"{{"user_pseudo_id":"U","n":{i}}}"#).as_bytes());
+    }
+    let batch = runnel::source::SourceBatch {
+        // All published in the same minute ...
+        publish_times: vec![1_533_279_600_000_000; 3],
+        events,
+        origin: runnel::source::Origin::Synthetic { first: 0 },
+        ack_tokens: Vec::new(),
+        attributes: Vec::new(),
+    };
+    // ... the transform dates them a minute apart, and keeps two.
+    let transform = Box::new(|batch: &runnel::accumulate::EventBatch| {
+        let mut out = runnel::plugin::transform::TransformOutput::default();
+        for source in 0..batch.len() as u32 {
+            let time = (source != 1).then_some(1_533_279_600_000_000 + 60_000_000 * i64::from(source));
+            out.emitted.push(runnel::plugin::transform::Emitted { source, payload: None, key: Some("U".into()), event_time_us: time });
+        }
+        out
+    });
+    let text = format!(
+        "[source]\ntype = \"file\"\npath = \"unused\"\n[event]\ntime = \"publish_time\"\n\
+         [sink]\ntype = \"ndjson\"\npath = \"{}\"\n[dead_letters]\npath = \"{}\"\n",
+        dir.path().join("panes.ndjson").display(),
+        dir.path().join("dead.ndjson").display()
+    );
+    let cfg = PipelineConfig::parse(&text).unwrap();
+    let native = runnel::pipeline::NativePlugins { transform, aggregate: runnel::bench::native::plugins().aggregate };
+    let overrides = runnel::pipeline::Overrides {
+        source: Some(Box::new(AttributeSource { batch: Some(batch) })),
+        native: Some(native),
+        ..Default::default()
+    };
+    runnel::pipeline::Pipeline::with_overrides(&cfg, overrides).unwrap().run().unwrap();
+    let rows = read_rows(&dir.path().join("panes.ndjson"));
+    let mut windows: Vec<(&str, i64)> =
+        rows.iter().map(|r| (r["window_start"].as_str().unwrap(), r["event_count"].as_i64().unwrap())).collect();
+    windows.sort();
+    // The event the transform did not date keeps its publish time.
+    assert_eq!(windows, vec![("2018-08-03T07:00:00Z", 2), ("2018-08-03T07:02:00Z", 1)]);
+}
+
 /// A source with message attributes, like Pub/Sub's.
 struct AttributeSource {
     batch: Option<runnel::source::SourceBatch>,

@@ -529,8 +529,6 @@ fn window_stage(cfg: &PipelineConfig) -> Result<WindowStage> {
     Ok(WindowStage::new(WindowEngine::new(engine_cfg), watermark))
 }
 
-/// An element's event time: from its field (`field`, already decoded), the
-/// message's publish time, a message attribute, or its arrival.
 /// An element's key and its event time from a field: what the transform
 /// set, else read from the payload. Public so runnel on Beam (the
 /// `runnel-beam` bridge) decides exactly as `runnel run` does.
@@ -552,9 +550,17 @@ pub fn field_time(field: Option<i64>) -> Result<i64, Refusal> {
     field.ok_or_else(|| Refusal::new(Reason::MissingTime, "the event time field was not read"))
 }
 
-fn event_time(how: &EventTime, field: Option<i64>, batch: &SourceBatch, i: usize, now: i64) -> Result<i64, Refusal> {
+/// An element's event time: the one the transform set or its field's
+/// (`set`, already decoded), else the message's publish time, a message
+/// attribute, or its arrival, as `[event] time` says. A time the transform
+/// sets overrides the configured one whatever it is (as the contract says,
+/// and as runnel on Beam does).
+fn event_time(how: &EventTime, set: Option<i64>, batch: &SourceBatch, i: usize, now: i64) -> Result<i64, Refusal> {
+    if let Some(time) = set {
+        return Ok(time);
+    }
     match how {
-        EventTime::Field(..) => field_time(field),
+        EventTime::Field(..) => field_time(set),
         EventTime::PublishTime => Ok(batch.publish_times[i]),
         EventTime::Arrival => Ok(now),
         EventTime::Attribute(name, format) => {

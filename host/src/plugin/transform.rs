@@ -45,7 +45,8 @@ pub struct Emitted {
     pub payload: Option<Vec<u8>>,
     /// `None` when no key field is configured.
     pub key: Option<String>,
-    /// `None` when the event time does not come from a field.
+    /// The time the transform set, else the event time field's; `None`
+    /// when neither (the time then comes from `[event] time`).
     pub event_time_us: Option<i64>,
 }
 
