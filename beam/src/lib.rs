@@ -266,7 +266,7 @@ impl StageInner {
     /// `key_and_time` and `field_time`; `edited` is the output's payload
     /// when it is not the input event (`input`).
     fn decode(&self, source: u32, input: &[u8], edited: Option<Vec<u8>>, key: Option<&str>, time: Option<i64>) -> Outcome {
-        let field_time = matches!(self.decoder.event_time(), runnel::config::EventTime::Field(..));
+        let field_time = self.decoder.time_is_field();
         let payload = edited.as_deref().unwrap_or(input);
         let decided = key_and_time(&self.decoder, payload, key, time)
             .and_then(|(key, time)| Ok((key.into_owned(), if field_time { Some(runnel::pipeline::field_time(time)?) } else { time })));

@@ -105,6 +105,12 @@ impl Decoder {
         &self.time
     }
 
+    /// Whether the event time is read from a field of the event (else it
+    /// comes from the message: publish time, an attribute, arrival).
+    pub fn time_is_field(&self) -> bool {
+        matches!(self.time, EventTime::Field(..))
+    }
+
     /// Where a transform's host-side pass finds the key and time.
     pub fn fields_spec(&self) -> FieldsSpec {
         let (time_pointer, time_format) = match &self.time {

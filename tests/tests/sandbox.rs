@@ -165,6 +165,19 @@ fn a_transform_that_names_events_outside_its_batch_has_them_dead_lettered() {
 }
 
 #[test]
+fn a_transform_output_that_is_not_json_is_dead_lettered_not_counted() {
+    // The time comes from a field here, so the host needs nothing more from
+    // the output: it still checks an output the plugin wrote itself.
+    let dead = run_guest("lying", "garbage", 48, "");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for d in &dead {
+        assert_eq!((d.stage, d.code), (runnel::deadletter::Stage::Transform, runnel::deadletter::Reason::ContractViolation));
+        assert!(d.reason.contains("its output is not a JSON object"), "{}", d.reason);
+        assert!(d.payload.as_deref().unwrap().contains("\"event_name\":\"poison\""), "the input is kept: {:?}", d.payload);
+    }
+}
+
+#[test]
 fn a_python_exception_on_one_event_rejects_only_that_event() {
     // A bug, as a panic is in Rust: the call fails, the plugin restarts,
     // and the event's dead letter names the exception and where it was.

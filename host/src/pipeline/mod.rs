@@ -540,6 +540,10 @@ pub fn key_and_time<'a>(
 ) -> Result<(Cow<'a, str>, Option<i64>), Refusal> {
     match (key, time) {
         (Some(k), Some(t)) => Ok((Cow::Borrowed(k), Some(t))),
+        // The time comes from the message (publish time, an attribute,
+        // arrival): the transform stage's one pass already gave the key, so
+        // the output is not scanned a second time for nothing.
+        (Some(k), None) if !decoder.time_is_field() => Ok((Cow::Borrowed(k), None)),
         _ => decoder.decode(payload).map(|(k, t)| (key.map(Cow::Borrowed).unwrap_or(k), time.or(t))),
     }
 }

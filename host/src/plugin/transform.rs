@@ -16,7 +16,7 @@
 //! the reason and everything else goes on.
 
 use anyhow::{bail, Context, Result};
-use runnel_event::{append_field, remove_field, Scanned};
+use runnel_event::{append_field, remove_field, FieldScanner, Scanned};
 use wasmtime::component::Component;
 use wasmtime::Store;
 
@@ -379,6 +379,12 @@ impl TransformPlugin {
 /// `None` when it is the input unchanged.
 fn edited(input: &[u8], payload: Option<Vec<u8>>, edits: Vec<contract::Edit>) -> Result<Option<Vec<u8>>, Refusal> {
     let broke = |e: String| Refusal::new(Reason::ContractViolation, Failure::Contract(e).to_string());
+    // A payload the plugin wrote itself is checked here, once: the host's
+    // edits keep an object an object, and nothing after this stage reads an
+    // output again just to find its key and time (they are its input's).
+    if let Some(bytes) = &payload {
+        FieldScanner::default().scan(bytes).map_err(|e| broke(format!("its output is not a JSON object ({e})")))?;
+    }
     let mut current = payload;
     for edit in edits {
         let base = current.as_deref().unwrap_or(input);
