@@ -250,14 +250,14 @@ impl StageInner {
         }
         for e in result.emitted {
             let source = sources[e.source as usize];
-            let len = e.payload.as_ref().map_or_else(|| kept.get(e.source as usize).len(), Vec::len);
+            let input = kept.get(e.source as usize);
+            let len = e.payload.len(input);
             if let Some(reason) = self.max_bytes.oversized_output(len) {
                 let code = Reason::OversizedOutput;
                 out.push(Outcome::Dead { source, stage: DeadStage::Transform, code, reason, plugin: true, payload: None });
                 continue;
             }
-            let input = kept.get(e.source as usize);
-            out.push(self.decode(source, input, e.payload, e.key.as_deref(), e.event_time_us));
+            out.push(self.decode(source, input, e.payload.into_bytes(input), e.key.as_deref(), e.event_time_us));
         }
         out
     }

@@ -6,7 +6,7 @@ use runnel::deadletter::Reason;
 use runnel::plugin::aggregate::AggregatePlugin;
 use runnel::plugin::bundled::built_guest;
 use runnel::plugin::runtime::{Limits, PluginRuntime};
-use runnel::plugin::transform::{FieldsSpec, TransformPlugin, MAX_DECLARED_FIELDS};
+use runnel::plugin::transform::{FieldsSpec, Payload, TransformPlugin, MAX_DECLARED_FIELDS};
 use runnel::plugin::PluginSource;
 use runnel::window::{AccOp, Pane, Timing, Value, Window};
 use runnel_event::TimeFormat;
@@ -51,7 +51,7 @@ fn identity_passes_events_through_with_key_and_time() {
     assert!(out.rejected.is_empty());
     assert_eq!(out.emitted.len(), 2);
     assert_eq!(out.emitted[1].source, 1);
-    assert_eq!(out.emitted[1].payload, None, "unchanged events are not copied back");
+    assert_eq!(out.emitted[1].payload, Payload::Input, "unchanged events are not copied back");
     assert_eq!(out.emitted[1].key.as_deref(), Some("U2"));
     assert_eq!(out.emitted[1].event_time_us, Some(20));
 }
@@ -63,8 +63,8 @@ fn add_weekday_appends_the_weekday_and_refuses_bad_dates() {
     let bad = r#"{"event_date":"2018-08-03","event_timestamp":1,"user_pseudo_id":"U"}"#.to_string();
     let b = batch(&[event("U1", "a", 10), bad]);
     let out = t.transform(&rt, &b);
-    let payload = out.emitted[0].payload.as_ref().expect("a new payload");
-    let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    assert!(matches!(out.emitted[0].payload, Payload::Appended { .. }), "the added field is kept aside until read");
+    let v: serde_json::Value = serde_json::from_slice(&out.emitted[0].payload.bytes(b.get(0))).unwrap();
     assert_eq!(v["weekday"], "Friday");
     assert_eq!(v["user_pseudo_id"], "U1", "the original fields are kept");
     assert_eq!(out.rejected.len(), 1);
@@ -233,9 +233,10 @@ fn compiled_plugins_are_cached_on_disk_and_a_damaged_artifact_is_recompiled() {
     let second = PluginRuntime::with_cache(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
     assert_eq!(second.compile_traced(&source).unwrap().1, CompiledFrom::Disk);
     let mut plugin = TransformPlugin::load(&second, source.clone(), "", &fields()).unwrap();
-    let out = plugin.transform(&second, &batch(&[event("u1", "level_start", 1_533_279_652_346_000)]));
+    let input = batch(&[event("u1", "level_start", 1_533_279_652_346_000)]);
+    let out = plugin.transform(&second, &input);
     assert_eq!(out.emitted.len(), 1);
-    assert!(String::from_utf8(out.emitted[0].payload.clone().unwrap()).unwrap().contains("\"weekday\":\"Friday\""));
+    assert!(String::from_utf8(out.emitted[0].payload.bytes(input.get(0)).into_owned()).unwrap().contains("\"weekday\":\"Friday\""));
 
     // A damaged artifact is not trusted: compiled again and rewritten.
     std::fs::write(&artifact, b"not an artifact").unwrap();
@@ -249,8 +250,10 @@ fn inspect(config: serde_json::Value) -> TransformPlugin {
     TransformPlugin::load(&runtime(), PluginSource::from_file(&built_guest("inspect")).unwrap(), &config.to_string(), &fields()).unwrap()
 }
 
-fn payload_of(out: &runnel::plugin::transform::TransformOutput, i: usize) -> serde_json::Value {
-    serde_json::from_slice(out.emitted[i].payload.as_ref().expect("an edited payload")).unwrap()
+fn payload_of(out: &runnel::plugin::transform::TransformOutput, events: &[String], i: usize) -> serde_json::Value {
+    let e = &out.emitted[i];
+    assert_ne!(e.payload, Payload::Input, "an edited payload");
+    serde_json::from_slice(&e.payload.bytes(events[e.source as usize].as_bytes())).unwrap()
 }
 
 #[test]
@@ -260,22 +263,23 @@ fn only_the_declared_fields_cross_the_boundary() {
     let mut t = inspect(serde_json::json!({"fields": ["event_name", "absent", "user_pseudo_id", "event_value_in_usd"]}));
     assert_eq!(t.declared(), (vec!["event_name".into(), "absent".into(), "user_pseudo_id".into(), "event_value_in_usd".into()], false));
     let out = t.transform(&rt, &batch(&events));
-    let v = payload_of(&out, 0);
+    let v = payload_of(&out, &events, 0);
     assert_eq!(v["seen"], serde_json::json!(["\"level_start\"", null, "\"U1\"", "null"]), "declared order; absent is empty");
     assert_eq!(v["bytes"], 0, "no whole event crosses unless asked for");
     assert_eq!((out.emitted[0].key.as_deref(), out.emitted[0].event_time_us), (Some("U1"), Some(10)), "the host read key and time");
 
     let mut whole = inspect(serde_json::json!({"fields": [], "whole": true}));
     let out = whole.transform(&rt, &batch(&events));
-    assert_eq!(payload_of(&out, 0)["bytes"], events[0].len());
+    assert_eq!(payload_of(&out, &events, 0)["bytes"], events[0].len());
 }
 
 #[test]
 fn the_host_applies_a_transforms_edits_to_the_input() {
     let rt = runtime();
     let mut t = inspect(serde_json::json!({"fields": ["event_name"], "remove": "event_name"}));
-    let out = t.transform(&rt, &batch(&[event("U1", "level_start", 10)]));
-    let v = payload_of(&out, 0);
+    let events = [event("U1", "level_start", 10)];
+    let out = t.transform(&rt, &batch(&events));
+    let v = payload_of(&out, &events, 0);
     assert!(v.get("event_name").is_none(), "removed: {v}");
     assert_eq!((v["user_pseudo_id"].as_str(), v["seen"][0].as_str()), (Some("U1"), Some("\"level_start\"")));
     assert_eq!(out.emitted[0].key.as_deref(), Some("U1"));

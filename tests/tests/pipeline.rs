@@ -153,7 +153,12 @@ fn an_event_time_the_transform_sets_overrides_the_publish_time() {
         let mut out = runnel::plugin::transform::TransformOutput::default();
         for source in 0..batch.len() as u32 {
             let time = (source != 1).then_some(1_533_279_600_000_000 + 60_000_000 * i64::from(source));
-            out.emitted.push(runnel::plugin::transform::Emitted { source, payload: None, key: Some("U".into()), event_time_us: time });
+            out.emitted.push(runnel::plugin::transform::Emitted {
+                source,
+                payload: runnel::plugin::transform::Payload::Input,
+                key: Some("U".into()),
+                event_time_us: time,
+            });
         }
         out
     });

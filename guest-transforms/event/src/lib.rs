@@ -163,23 +163,61 @@ pub fn parse_event_time(raw: Raw<'_>, format: TimeFormat) -> Result<i64, String>
 /// Returns `event` with `"name": value_json` added as its last field.
 /// `value_json` must be a JSON value (e.g. `"\"Friday\""` or `42`).
 pub fn append_field(event: &[u8], name: &str, value_json: &str) -> Result<Vec<u8>, ScanError> {
-    let end = event.iter().rposition(|b| !b.is_ascii_whitespace()).ok_or(ScanError::NotAnObject)?;
-    if event[end] != b'}' {
-        return Err(ScanError::NotAnObject);
-    }
-    let body = &event[..end];
-    let empty = body.iter().rev().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{');
-    let name_json = serde_json::to_string(name).expect("a string always serialises");
-    let mut out = Vec::with_capacity(event.len() + name_json.len() + value_json.len() + 3);
-    out.extend_from_slice(body);
-    if !empty {
-        out.push(b',');
-    }
-    out.extend_from_slice(name_json.as_bytes());
-    out.push(b':');
-    out.extend_from_slice(value_json.as_bytes());
-    out.push(b'}');
+    let at = AppendPoint::of(event)?;
+    let mut members = Vec::new();
+    push_member(&mut members, name, value_json);
+    let mut out = Vec::with_capacity(at.len(&members));
+    at.write(event, &members, &mut out);
     Ok(out)
+}
+
+/// Appends the member text `"name":value_json` to `members` (after a `,`
+/// when it already holds one).
+pub fn push_member(members: &mut Vec<u8>, name: &str, value_json: &str) {
+    if !members.is_empty() {
+        members.push(b',');
+    }
+    serde_json::to_writer(&mut *members, name).expect("a string always serialises");
+    members.push(b':');
+    members.extend_from_slice(value_json.as_bytes());
+}
+
+/// Where members are appended to an object: the length of its text before
+/// the closing `}`, and whether a `,` goes first. Found once, so an output
+/// with fields added can be kept as its input plus the members' text, and
+/// written out (or measured) only when something reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendPoint {
+    body: usize,
+    comma: bool,
+}
+
+impl AppendPoint {
+    /// Where `event`'s members end; `NotAnObject` when it does not end with
+    /// `}` (the rest of it is the caller's to have checked).
+    pub fn of(event: &[u8]) -> Result<Self, ScanError> {
+        let end = event.iter().rposition(|b| !b.is_ascii_whitespace()).ok_or(ScanError::NotAnObject)?;
+        if event[end] != b'}' {
+            return Err(ScanError::NotAnObject);
+        }
+        let empty = event[..end].iter().rev().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{');
+        Ok(Self { body: end, comma: !empty })
+    }
+
+    /// The length of the event with `members` (non-empty) appended.
+    pub fn len(&self, members: &[u8]) -> usize {
+        self.body + usize::from(self.comma) + members.len() + 1
+    }
+
+    /// Writes `event` with `members` (non-empty) appended to `out`.
+    pub fn write(&self, event: &[u8], members: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&event[..self.body]);
+        if self.comma {
+            out.push(b',');
+        }
+        out.extend_from_slice(members);
+        out.push(b'}');
+    }
 }
 
 /// The key and event-time fields a pipeline groups by, resolved in the same

@@ -1,14 +1,15 @@
 //! The benchmark's native baseline: `add-weekday` and `count-events`
 //! written in plain Rust inside the host, doing what the plugins do (the
-//! same one-pass scanner, the same byte-level field append), so the
+//! same one-pass scanner, the same field append as the host applies to
+//! the plugin's answer), so the
 //! difference to the WASM pipeline is what the sandbox costs.
 
 use chrono::{Datelike, NaiveDate, Weekday};
-use runnel_event::{append_field, raw_str, FieldScanner, KeyAndTime, Pointer, TimeFormat};
+use runnel_event::{raw_str, FieldScanner, KeyAndTime, Pointer, TimeFormat};
 
 use crate::accumulate::{EventBatch, NativeCount};
 use crate::pipeline::NativePlugins;
-use crate::plugin::transform::{Emitted, Rejected, TransformOutput};
+use crate::plugin::transform::{Emitted, Payload, Rejected, TransformOutput};
 
 /// add-weekday, natively: scan, read `event_date`, append `"weekday"`.
 pub struct NativeAddWeekday {
@@ -43,13 +44,9 @@ impl NativeAddWeekday {
             Weekday::Sat => "\"Saturday\"",
             Weekday::Sun => "\"Sunday\"",
         };
-        let payload = append_field(bytes, "weekday", weekday).map_err(|e| e.to_string())?;
-        Ok(Emitted {
-            source,
-            payload: Some(payload),
-            key: self.key_and_time.key(&scanned)?,
-            event_time_us: self.key_and_time.time(&scanned)?,
-        })
+        // The same edit the plugin's answer makes, applied the same way.
+        let payload = Payload::Input.append(bytes, "weekday", weekday).map_err(|e| e.to_string())?;
+        Ok(Emitted { source, payload, key: self.key_and_time.key(&scanned)?, event_time_us: self.key_and_time.time(&scanned)? })
     }
 
     pub fn transform(&mut self, batch: &EventBatch) -> TransformOutput {

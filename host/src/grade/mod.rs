@@ -224,8 +224,8 @@ fn grade_transform(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
     let mut diff = Vec::new();
     let mut actual = Vec::new();
     for e in &emitted {
-        let bytes = e.payload.as_deref().unwrap_or_else(|| batch.get(e.source as usize));
-        match serde_json::from_slice::<Json>(bytes) {
+        let bytes = e.payload.bytes(batch.get(e.source as usize));
+        match serde_json::from_slice::<Json>(&bytes) {
             Ok(v) => actual.push(v),
             Err(err) => diff.push(format!("output {} is not JSON: {err}", actual.len() + 1)),
         }

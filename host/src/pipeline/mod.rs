@@ -37,7 +37,7 @@ use crate::plugin::contract::Kind;
 use crate::plugin::handover::{Aggregates, Handover};
 use crate::plugin::reload::{Loaded, NewPlugin, Outcome, ReloadHandle, ReloadOutcome, Reloader};
 use crate::plugin::runtime::PluginRuntime;
-use crate::plugin::transform::TransformPlugin;
+use crate::plugin::transform::{Payload, TransformPlugin, UNCHANGED};
 use crate::plugin::PluginSource;
 use crate::sink::{Provenance, Sink};
 use crate::source::{now_us, Source, SourceBatch};
@@ -103,7 +103,9 @@ pub struct NativePlugins {
 
 /// A candidate element: an event as read, or a transform's output for it.
 struct Candidate<'a> {
-    payload: &'a [u8],
+    /// Its bytes: the source event's (`input`) as the transform left them.
+    input: &'a [u8],
+    payload: &'a Payload,
     /// Its source event's index in the batch as read.
     source: u32,
     /// Key and event time when the transform set them (else decoded).
@@ -265,7 +267,7 @@ impl Pipeline {
             Some(transformed) => self.admit_transformed(batch, &kept, transformed, now)?,
             None => {
                 for (i, &source) in kept.iter().enumerate() {
-                    let event = Candidate { payload: batch.events.get(i), source, key: None, time: None };
+                    let event = Candidate { input: batch.events.get(i), payload: &UNCHANGED, source, key: None, time: None };
                     self.admit(event, batch, None, now)?;
                 }
                 Duration::ZERO
@@ -306,14 +308,15 @@ impl Pipeline {
         }
         for e in &out.emitted {
             produced[e.source as usize] = true;
-            let payload = e.payload.as_deref().unwrap_or_else(|| batch.events.get(e.source as usize));
+            let input = batch.events.get(e.source as usize);
             let source = kept[e.source as usize];
-            if let Some(reason) = self.ingest.oversized_output(payload.len()) {
+            if let Some(reason) = self.ingest.oversized_output(e.payload.len(input)) {
                 let (code, input) = ((Stage::Transform, Reason::OversizedOutput), batch.events.get(e.source as usize));
                 self.dead.write(code, &reason, batch.provenance(source as usize), Some(&plugin), input)?;
                 continue;
             }
-            self.admit(Candidate { payload, source, key: e.key.as_deref(), time: e.event_time_us }, batch, Some(&plugin), now)?;
+            let candidate = Candidate { input, payload: &e.payload, source, key: e.key.as_deref(), time: e.event_time_us };
+            self.admit(candidate, batch, Some(&plugin), now)?;
         }
         self.telemetry.counters.filtered += produced.iter().filter(|p| !**p).count() as u64;
         if let Some((outcome, bad)) = self.transform.after_batch(out.restarts > 0) {
@@ -325,16 +328,19 @@ impl Pipeline {
     /// Finds an element's key and event time and hands it to windowing, or
     /// dead-letters it with the reason.
     fn admit(&mut self, c: Candidate<'_>, batch: &SourceBatch, plugin: Option<&str>, now: i64) -> Result<()> {
-        let decoded = key_and_time(&self.decoder, c.payload, c.key, c.time);
+        // The output's bytes are written out here only when its key or time
+        // must be read from them.
+        let bytes = if reads_payload(&self.decoder, c.key, c.time) { c.payload.bytes(c.input) } else { Cow::Borrowed(&[][..]) };
+        let decoded = key_and_time(&self.decoder, &bytes, c.key, c.time);
         let timed = decoded.and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, c.source as usize, now)?)));
         match timed {
             Ok((key, ts)) => {
-                let element = Element { key: &key, ts, payload: c.payload, source: c.source };
+                let element = Element { key: &key, ts, input: c.input, payload: c.payload, source: c.source };
                 self.window.admit(element, batch, now, &mut self.dead, &mut self.telemetry.counters)
             }
             Err(refused) => {
                 let provenance = batch.provenance(c.source as usize);
-                self.dead.write((Stage::Decode, refused.code), &refused.reason, provenance, plugin, c.payload)
+                self.dead.write((Stage::Decode, refused.code), &refused.reason, provenance, plugin, &c.payload.bytes(c.input))
             }
         }
     }
@@ -538,14 +544,18 @@ pub fn key_and_time<'a>(
     key: Option<&'a str>,
     time: Option<i64>,
 ) -> Result<(Cow<'a, str>, Option<i64>), Refusal> {
-    match (key, time) {
-        (Some(k), Some(t)) => Ok((Cow::Borrowed(k), Some(t))),
-        // The time comes from the message (publish time, an attribute,
-        // arrival): the transform stage's one pass already gave the key, so
-        // the output is not scanned a second time for nothing.
-        (Some(k), None) if !decoder.time_is_field() => Ok((Cow::Borrowed(k), None)),
+    match key {
+        Some(k) if !reads_payload(decoder, key, time) => Ok((Cow::Borrowed(k), time)),
         _ => decoder.decode(payload).map(|(k, t)| (key.map(Cow::Borrowed).unwrap_or(k), time.or(t))),
     }
+}
+
+/// Whether [`key_and_time`] reads the payload: not when the transform gave
+/// the key and either the time or a time that is not a field's (publish
+/// time, an attribute, arrival). The transform stage's one pass gives both,
+/// so its outputs are never scanned a second time.
+pub fn reads_payload(decoder: &Decoder, key: Option<&str>, time: Option<i64>) -> bool {
+    key.is_none() || (time.is_none() && decoder.time_is_field())
 }
 
 /// The event time when it comes from a field: refused when the field was
