@@ -1,8 +1,8 @@
 //! The benchmark's native baseline: `add-weekday` and `count-events`
 //! written in plain Rust inside the host, doing what the plugins do (the
-//! same one-pass scanner, the same field append as the host applies to
-//! the plugin's answer), so the
-//! difference to the WASM pipeline is what the sandbox costs.
+//! same one-pass scanner, the same field append the host makes of the
+//! plugin's answer), so the difference to the WASM pipeline is what the
+//! sandbox costs.
 
 use chrono::{Datelike, NaiveDate, Weekday};
 use runnel_event::{raw_str, FieldScanner, KeyAndTime, Pointer, TimeFormat};
