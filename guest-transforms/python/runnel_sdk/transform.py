@@ -89,7 +89,10 @@ class Emit:
         return self._push(None)
 
     def replace(self, payload):
-        """Emits a new payload: bytes, str, or a dict/list (as JSON)."""
+        """Emits a new payload: one JSON object, as bytes, str or a dict.
+
+        The host checks it: anything else sends the input to the dead
+        letters as a broken contract."""
         if isinstance(payload, str):
             payload = payload.encode()
         elif not isinstance(payload, (bytes, bytearray)):

@@ -88,7 +88,8 @@ impl Emit<'_> {
         self.push(None)
     }
 
-    /// Emits a new payload.
+    /// Emits a new payload: one JSON object (the host checks it; anything
+    /// else sends the input to the dead letters as a broken contract).
     pub fn replace(&mut self, payload: Vec<u8>) -> &mut Emitted {
         self.push(Some(payload))
     }
