@@ -311,7 +311,7 @@ impl Pipeline {
             let input = batch.events.get(e.source as usize);
             let source = kept[e.source as usize];
             if let Some(reason) = self.ingest.oversized_output(e.payload.len(input)) {
-                let (code, input) = ((Stage::Transform, Reason::OversizedOutput), batch.events.get(e.source as usize));
+                let code = (Stage::Transform, Reason::OversizedOutput);
                 self.dead.write(code, &reason, batch.provenance(source as usize), Some(&plugin), input)?;
                 continue;
             }
