@@ -23,10 +23,10 @@ fi
 
 # One style and no lint warnings (rustfmt.toml; clippy's defaults).
 cargo fmt --all --check || { echo "run \`cargo fmt --all\` and commit the result" >&2; exit 1; }
-cargo clippy --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit -p runnel-beam --all-targets -- -D warnings
+cargo clippy --locked -p runnel -p runnel-tests -p runnel-event -p runnel-sdk -p runnel-limit -p runnel-beam --all-targets -- -D warnings
 
 # Build first, so the emulators do not idle through a long compile.
-cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit --no-run
+cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-sdk -p runnel-limit --no-run
 
 # The Python plugins the tests use (guest-transforms/python), built now so
 # that no test shares the machine with a build (the first creates the
@@ -44,10 +44,10 @@ scripts/beam.sh setup
 trap 'scripts/emulators.sh stop' EXIT
 eval "$(scripts/emulators.sh start)"
 
-# Unit, integration and end-to-end tests of the host and the event format,
+# Unit, integration and end-to-end tests of the host, the event format and the SDK,
 # the plugins (as WebAssembly, built by host/build.rs), the Beam conformance
 # replays, and the workshop path against the emulators.
-cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-limit "$@"
+cargo test --locked -p runnel -p runnel-tests -p runnel-event -p runnel-sdk -p runnel-limit "$@"
 
 # The benchmarks in smoke mode (small sizes, targets not judged), so every
 # case keeps working; `scripts/bench.sh` runs them in full (BENCHMARKS.md).

@@ -36,8 +36,8 @@ impl Transform for AddWeekday {
         // TODO(snippet 2): read `event.str("event_date")`, refusing an event
         // without one (`.ok_or("event has no event_date")?`); name its day with
         // `weekday_name(&date)?`; append the field with
-        // `out.add_field("weekday", &format!("\"{weekday}\""))?;` (the value is
-        // JSON text, so a string needs its quotes). Then return Ok(()).
+        // `out.add_str("weekday", weekday)?;` (a text value; `add_field`
+        // takes any JSON value as text instead). Then return Ok(()).
         todo!("add the weekday field")
     }
 }

@@ -51,7 +51,7 @@ impl Transform for AddWeekday {
     fn transform(&mut self, event: &Event<'_>, out: &mut Emit<'_>) -> Result<(), String> {
         let date = event.str("event_date").ok_or("event has no event_date string")?;
         let weekday = weekday_of(&date)?;
-        out.add_field(&self.output_field, &format!("\"{weekday}\""))?;
+        out.add_str(&self.output_field, weekday)?;
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ impl Transform for OffByOne {
         let text = event.str("event_date").ok_or("no date")?;
         let day = NaiveDate::parse_from_str(&text, "%Y%m%d").map_err(|e| e.to_string())?;
         let name = NAMES[day.weekday().num_days_from_sunday() as usize];
-        out.add_field("weekday", &format!("\"{name}\""))?;
+        out.add_str("weekday", name)?;
         Ok(())
     }
 }
