@@ -288,7 +288,7 @@ fn by_input(out: &TransformOutput, events: &EventBatch) -> Vec<Option<Vec<serde_
         per[r.source as usize] = None;
     }
     for e in &out.emitted {
-        let bytes = e.payload.bytes(events.get(e.source as usize));
+        let bytes = e.output(events).bytes();
         if let Some(list) = per[e.source as usize].as_mut() {
             list.push(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null));
         }

@@ -64,7 +64,7 @@ fn add_weekday_appends_the_weekday_and_refuses_bad_dates() {
     let b = batch(&[event("U1", "a", 10), bad]);
     let out = t.transform(&rt, &b);
     assert!(matches!(out.emitted[0].payload, Payload::Appended { .. }), "the added field is kept aside until read");
-    let v: serde_json::Value = serde_json::from_slice(&out.emitted[0].payload.bytes(b.get(0))).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.emitted[0].output(&b).bytes()).unwrap();
     assert_eq!(v["weekday"], "Friday");
     assert_eq!(v["user_pseudo_id"], "U1", "the original fields are kept");
     assert_eq!(out.rejected.len(), 1);
@@ -236,7 +236,7 @@ fn compiled_plugins_are_cached_on_disk_and_a_damaged_artifact_is_recompiled() {
     let input = batch(&[event("u1", "level_start", 1_533_279_652_346_000)]);
     let out = plugin.transform(&second, &input);
     assert_eq!(out.emitted.len(), 1);
-    assert!(String::from_utf8(out.emitted[0].payload.bytes(input.get(0)).into_owned()).unwrap().contains("\"weekday\":\"Friday\""));
+    assert!(String::from_utf8(out.emitted[0].output(&input).bytes().into_owned()).unwrap().contains("\"weekday\":\"Friday\""));
 
     // A damaged artifact is not trusted: compiled again and rewritten.
     std::fs::write(&artifact, b"not an artifact").unwrap();

@@ -28,7 +28,7 @@ fn native_add_weekday_matches_the_plugin() {
     assert_eq!(from_native.emitted.iter().map(parts).collect::<Vec<_>>(), from_wasm.emitted.iter().map(parts).collect::<Vec<_>>());
     assert_eq!(from_native.rejected.len(), 1, "the badly written date is refused");
     assert_eq!(from_wasm.rejected.len(), 1);
-    assert!(from_native.emitted[0].payload.bytes(batch.get(from_native.emitted[0].source as usize)).ends_with(b",\"weekday\":\"Friday\"}"));
+    assert!(from_native.emitted[0].output(&batch).bytes().ends_with(b",\"weekday\":\"Friday\"}"));
 }
 
 /// Each pass of the looped input opens its own windows: the counts of two

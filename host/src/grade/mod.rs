@@ -224,7 +224,7 @@ fn grade_transform(runtime: &PluginRuntime, exercise: &Exercise, source: &Plugin
     let mut diff = Vec::new();
     let mut actual = Vec::new();
     for e in &emitted {
-        let bytes = e.payload.bytes(batch.get(e.source as usize));
+        let bytes = e.output(&batch).bytes();
         match serde_json::from_slice::<Json>(&bytes) {
             Ok(v) => actual.push(v),
             Err(err) => diff.push(format!("output {} is not JSON: {err}", actual.len() + 1)),

@@ -37,7 +37,7 @@ use crate::plugin::contract::Kind;
 use crate::plugin::handover::{Aggregates, Handover};
 use crate::plugin::reload::{Loaded, NewPlugin, Outcome, ReloadHandle, ReloadOutcome, Reloader};
 use crate::plugin::runtime::PluginRuntime;
-use crate::plugin::transform::{Payload, TransformPlugin, UNCHANGED};
+use crate::plugin::transform::{OutputBytes, TransformPlugin};
 use crate::plugin::PluginSource;
 use crate::sink::{Provenance, Sink};
 use crate::source::{now_us, Source, SourceBatch};
@@ -103,9 +103,8 @@ pub struct NativePlugins {
 
 /// A candidate element: an event as read, or a transform's output for it.
 struct Candidate<'a> {
-    /// Its bytes: the source event's (`input`) as the transform left them.
-    input: &'a [u8],
-    payload: &'a Payload,
+    /// Its bytes: the source event's as the transform left them.
+    output: OutputBytes<'a>,
     /// Its source event's index in the batch as read.
     source: u32,
     /// Key and event time when the transform set them (else decoded).
@@ -267,7 +266,7 @@ impl Pipeline {
             Some(transformed) => self.admit_transformed(batch, &kept, transformed, now)?,
             None => {
                 for (i, &source) in kept.iter().enumerate() {
-                    let event = Candidate { input: batch.events.get(i), payload: &UNCHANGED, source, key: None, time: None };
+                    let event = Candidate { output: OutputBytes::unchanged(batch.events.get(i)), source, key: None, time: None };
                     self.admit(event, batch, None, now)?;
                 }
                 Duration::ZERO
@@ -308,14 +307,14 @@ impl Pipeline {
         }
         for e in &out.emitted {
             produced[e.source as usize] = true;
-            let input = batch.events.get(e.source as usize);
+            let output = e.output(&batch.events);
             let source = kept[e.source as usize];
-            if let Some(reason) = self.ingest.oversized_output(e.payload.len(input)) {
+            if let Some(reason) = self.ingest.oversized_output(output.byte_len()) {
                 let code = (Stage::Transform, Reason::OversizedOutput);
-                self.dead.write(code, &reason, batch.provenance(source as usize), Some(&plugin), input)?;
+                self.dead.write(code, &reason, batch.provenance(source as usize), Some(&plugin), output.input)?;
                 continue;
             }
-            let candidate = Candidate { input, payload: &e.payload, source, key: e.key.as_deref(), time: e.event_time_us };
+            let candidate = Candidate { output, source, key: e.key.as_deref(), time: e.event_time_us };
             self.admit(candidate, batch, Some(&plugin), now)?;
         }
         self.telemetry.counters.filtered += produced.iter().filter(|p| !**p).count() as u64;
@@ -330,17 +329,17 @@ impl Pipeline {
     fn admit(&mut self, c: Candidate<'_>, batch: &SourceBatch, plugin: Option<&str>, now: i64) -> Result<()> {
         // The output's bytes are written out here only when its key or time
         // must be read from them.
-        let bytes = if reads_payload(&self.decoder, c.key, c.time) { c.payload.bytes(c.input) } else { Cow::Borrowed(&[][..]) };
+        let bytes = if reads_payload(&self.decoder, c.key, c.time) { c.output.bytes() } else { Cow::Borrowed(&[][..]) };
         let decoded = key_and_time(&self.decoder, &bytes, c.key, c.time);
         let timed = decoded.and_then(|(k, t)| Ok((k, event_time(self.decoder.event_time(), t, batch, c.source as usize, now)?)));
         match timed {
             Ok((key, ts)) => {
-                let element = Element { key: &key, ts, input: c.input, payload: c.payload, source: c.source };
+                let element = Element { key: &key, ts, output: c.output, source: c.source };
                 self.window.admit(element, batch, now, &mut self.dead, &mut self.telemetry.counters)
             }
             Err(refused) => {
                 let provenance = batch.provenance(c.source as usize);
-                self.dead.write((Stage::Decode, refused.code), &refused.reason, provenance, plugin, &c.payload.bytes(c.input))
+                self.dead.write((Stage::Decode, refused.code), &refused.reason, provenance, plugin, &c.output.bytes())
             }
         }
     }

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::batch::EventBatch;
 use crate::deadletter::{DeadLetters, Reason, Stage};
-use crate::plugin::transform::Payload;
+use crate::plugin::transform::OutputBytes;
 use crate::source::SourceBatch;
 use crate::telemetry::Counters;
 use crate::window::watermark::{TimeRefusal, WatermarkEstimator};
@@ -19,11 +19,10 @@ pub(super) struct Element<'a> {
     pub key: &'a str,
     /// Event time, µs.
     pub ts: i64,
-    /// The element's bytes, its source event's (`input`) as the transform
-    /// left them: written out only to be dead-lettered or kept for an
-    /// aggregate that reads payloads.
-    pub input: &'a [u8],
-    pub payload: &'a Payload,
+    /// The element's bytes, its source event's as the transform left them:
+    /// written out only to be dead-lettered or kept for an aggregate that
+    /// reads payloads.
+    pub output: OutputBytes<'a>,
     /// Its source event's index in the batch.
     pub source: u32,
 }
@@ -76,7 +75,7 @@ impl WindowStage {
     /// Hands one element to the window engine, dead-lettering it if its
     /// time is refused or it is late.
     pub fn admit(&mut self, e: Element<'_>, batch: &SourceBatch, now: i64, dead: &mut DeadLetters, counters: &mut Counters) -> Result<()> {
-        let Element { key, ts, input, payload, source } = e;
+        let Element { key, ts, output, source } = e;
         // Checked before the watermark sees it: one event dated 2100 must not
         // make every later event late, nor a time near i64::MAX overflow a window.
         if let Err(refusal) = self.watermark.check_time(ts, now) {
@@ -84,12 +83,12 @@ impl WindowStage {
                 TimeRefusal::OutOfRange(_) => Reason::TimeOutOfRange,
                 TimeRefusal::Future { .. } => Reason::FutureTime,
             };
-            return dead.write((Stage::Window, code), &refusal.to_string(), batch.provenance(source as usize), None, &payload.bytes(input));
+            return dead.write((Stage::Window, code), &refusal.to_string(), batch.provenance(source as usize), None, &output.bytes());
         }
         let element = self.element_sources.len() as u32;
         self.element_sources.push(source);
         if self.needs_payload {
-            payload.push_to(input, &mut self.agg_events);
+            output.push_to(&mut self.agg_events);
         }
         counters.elements += 1;
         self.watermark.observe(ts, now);
@@ -112,7 +111,7 @@ impl WindowStage {
                 counters.late += 1;
                 let reason =
                     format!("late: event time {ts} is behind the watermark {} by more than the allowed lateness", self.engine.watermark());
-                dead.write((Stage::Window, Reason::Late), &reason, batch.provenance(source as usize), None, &payload.bytes(input))
+                dead.write((Stage::Window, Reason::Late), &reason, batch.provenance(source as usize), None, &output.bytes())
             }
             Admission::Closed => {
                 counters.late += 1;
@@ -121,7 +120,7 @@ impl WindowStage {
                     "window closed: its trigger has finished (Beam drops such elements)",
                     batch.provenance(source as usize),
                     None,
-                    &payload.bytes(input),
+                    &output.bytes(),
                 )
             }
         }

@@ -51,6 +51,45 @@ pub struct Emitted {
     pub event_time_us: Option<i64>,
 }
 
+impl Emitted {
+    /// This output's bytes paired with its input, from `batch` (the batch
+    /// the transform was given).
+    pub fn output<'a>(&'a self, batch: &'a EventBatch) -> OutputBytes<'a> {
+        OutputBytes { input: batch.get(self.source as usize), payload: &self.payload }
+    }
+}
+
+/// An output's bytes as the pipeline carries them: its input event and what
+/// the transform made of it, kept together so that a payload is never read
+/// against another event's bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputBytes<'a> {
+    pub input: &'a [u8],
+    pub payload: &'a Payload,
+}
+
+impl<'a> OutputBytes<'a> {
+    /// An event no transform touched.
+    pub fn unchanged(input: &'a [u8]) -> Self {
+        OutputBytes { input, payload: &UNCHANGED }
+    }
+
+    /// Its length in bytes, without writing it.
+    pub fn byte_len(&self) -> usize {
+        self.payload.len(self.input)
+    }
+
+    /// Its bytes (written out only when fields were appended).
+    pub fn bytes(&self) -> Cow<'a, [u8]> {
+        self.payload.bytes(self.input)
+    }
+
+    /// Adds it to `batch` as one event, written straight into it.
+    pub fn push_to(&self, batch: &mut EventBatch) {
+        self.payload.push_to(self.input, batch)
+    }
+}
+
 /// An output's bytes as the transform's edits left them. Fields added to
 /// the input are kept aside as text until something reads the output's
 /// bytes (a dead letter, an aggregate that reads payloads, a grader): most
