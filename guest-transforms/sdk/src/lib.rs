@@ -39,7 +39,8 @@
 //!   not the 2–3 KB event. A transform that needs whole events says so with
 //!   [`Transform::whole_events`].
 //! - **Edits, not documents.** [`Emit::keep`] passes the input through
-//!   without copying it back; [`Emit::add_field`] and
+//!   without copying it back; [`Emit::add_str`] (a text value, quoted for
+//!   you), [`Emit::add_field`] (any JSON value as text) and
 //!   [`Emitted::remove_field`] are edits the host applies to the input's
 //!   bytes natively.
 //! - **Key and event time ride along.** Each output carries the key and event

@@ -59,3 +59,13 @@ pub fn looped(dir: &Path, lines: &[String], events: usize) -> Result<PathBuf> {
     std::fs::write(&done, "")?;
     Ok(path)
 }
+
+/// Reads `path` through once, so that it is in the page cache before any
+/// timed round. A file written on an earlier day, or pushed out of memory
+/// by a build since, would otherwise be read from disk by the first round
+/// alone: a first WASM round at a tenth of the others' rate, twice, before
+/// this.
+pub fn warm(path: &Path) -> Result<u64> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    std::io::copy(&mut file, &mut std::io::sink()).with_context(|| format!("cannot read {}", path.display()))
+}

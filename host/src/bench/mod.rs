@@ -250,6 +250,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Result
     let data = opts.work.join("data");
     progress(&format!("writing the input: {events} events (kept in {})", data.display()));
     let big = input::looped(&data, &lines, events)?;
+    input::warm(&big)?;
     let (mut wasm, mut native, mut limit) = (Vec::new(), Vec::new(), Vec::new());
     let (mut wasm_rounds, mut native_rounds) = (Vec::new(), Vec::new());
     // The same plugin runtime cache as a run's; a first round warms it.
