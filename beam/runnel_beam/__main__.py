@@ -7,13 +7,38 @@ Beam's own (`--runner DirectRunner --direct_running_mode multi_processing
 """
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from .pipeline import build, translate
 from .strategy import Untranslatable
+
+
+@contextlib.contextmanager
+def private_temp_dir():
+    """Points the run's temporary files at one new folder, removed when the
+    run ends. Beam's DirectRunner leaves things in the temp folder after
+    every run (its job server's `beam-temp*` root, pipeline files, a
+    requirements cache); `TMPDIR` is set too, so worker processes
+    (`--direct_running_mode multi_processing`) use the folder as well."""
+    path = tempfile.mkdtemp(prefix="runnel-beam-")
+    saved = (os.environ.get("TMPDIR"), tempfile.tempdir)
+    os.environ["TMPDIR"], tempfile.tempdir = path, path
+    try:
+        yield path
+    finally:
+        if saved[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[0]
+        tempfile.tempdir = saved[1]
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def main(argv=None):
@@ -31,7 +56,7 @@ def main(argv=None):
         options = PipelineOptions(beam_args)
         if job.source["type"] == "pubsub":
             options.view_as(StandardOptions).streaming = True
-        with beam.Pipeline(options=options) as p:
+        with private_temp_dir(), beam.Pipeline(options=options) as p:
             build(p, args.config)
     except (Untranslatable, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -251,7 +251,7 @@ impl StageInner {
         for e in result.emitted {
             let source = sources[e.source as usize];
             let input = kept.get(e.source as usize);
-            if let Some(reason) = self.max_bytes.oversized_output(e.output(&kept).byte_len()) {
+            if let Some(reason) = self.max_bytes.oversized_output(e.payload.len(input)) {
                 let code = Reason::OversizedOutput;
                 out.push(Outcome::Dead { source, stage: DeadStage::Transform, code, reason, plugin: true, payload: None });
                 continue;

@@ -40,7 +40,15 @@ fn runnel_beam(dir: &Path, args: &[&str]) -> Output {
         python.exists() && repo_root().join("target/beam-py/runnel_beam").exists(),
         "no Beam virtualenv with runnel_beam: run `scripts/beam.sh setup` (scripts/test.sh does)"
     );
-    Command::new(python).arg("-m").arg("runnel_beam").args(args).current_dir(dir).output().expect("python runs")
+    // A temp folder of its own: whatever the run leaves there is a leak
+    // into the user's temp folder (Beam's runners leave a `beam-temp*`
+    // folder and more after every run unless runnel_beam cleans up).
+    let temp = tempfile::tempdir().unwrap();
+    let out = Command::new(python).arg("-m").arg("runnel_beam").args(args).current_dir(dir).env("TMPDIR", temp.path()).output();
+    let out = out.expect("python runs");
+    let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "runnel_beam {args:?} left {left:?} in the temp folder");
+    out
 }
 
 /// A pipeline file for `input`, rows and dead letters under `out`, with

@@ -28,11 +28,16 @@ struct Timing {
 }
 
 /// Runs `script` with `python`; returns its timing and its sorted rows.
+/// The script gets a temp folder of its own, removed after it: Beam's
+/// DirectRunner leaves folders and files in the temp folder after every
+/// batch run (its job server's `beam-temp*` root among them).
 fn run_script(python: &Path, script: &Path, args: &[&str], rows: &Path) -> Result<(Timing, Vec<String>)> {
+    let temp = tempfile::tempdir().context("cannot make a temp folder for the peer")?;
     let out = Command::new(python)
         .arg(script)
         .args(args)
         .arg(rows)
+        .env("TMPDIR", temp.path())
         .output()
         .with_context(|| format!("cannot run {} (install the peers with scripts/bench.sh)", python.display()))?;
     if !out.status.success() {
