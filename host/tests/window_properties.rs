@@ -22,25 +22,38 @@ fn engine(window_fn: WindowFn, trigger: &TriggerSpec, accumulating: bool, latene
 }
 
 /// Runs steps, then ends the input; returns panes and admissions.
-fn run(mut e: WindowEngine, steps: &[Step]) -> (Vec<Pane>, Vec<Admission>) {
+fn run(e: WindowEngine, steps: &[Step]) -> (Vec<Pane>, Vec<Admission>) {
+    run_in_parts(e, steps, usize::MAX)
+}
+
+/// [`run`], with each watermark advance drained in parts of about
+/// `max_panes` panes (as the pipeline drains the end of a bounded input).
+fn run_in_parts(mut e: WindowEngine, steps: &[Step], max_panes: usize) -> (Vec<Pane>, Vec<Admission>) {
     let mut count = NativeCount::default();
     let mut panes = Vec::new();
     let mut admissions = Vec::new();
-    let mut drain = |e: &mut WindowEngine, panes: &mut Vec<Pane>| {
+    // Drains what is pending; with `watermark`, first advances to it in parts.
+    let mut drain = |e: &mut WindowEngine, panes: &mut Vec<Pane>, watermark: Option<i64>| loop {
+        let more = watermark.is_some_and(|w| e.advance_watermark_within(w, max_panes));
         let (ops, mut p) = e.drain();
         count.apply(&ops, &mut EventBatch::default(), &mut p).unwrap();
         panes.extend(p);
+        if !more {
+            break;
+        }
     };
     for step in steps {
         match step {
             Step::Element { key, ts } => admissions.push(e.process(&format!("k{key}"), *ts, 0)),
-            Step::Watermark(w) => e.advance_watermark(*w),
+            Step::Watermark(w) => {
+                drain(&mut e, &mut panes, Some(*w));
+                continue;
+            }
             Step::ProcessingTime(p) => e.advance_processing_time(*p),
         }
-        drain(&mut e, &mut panes);
+        drain(&mut e, &mut panes, None);
     }
-    e.advance_watermark(i64::MAX);
-    drain(&mut e, &mut panes);
+    drain(&mut e, &mut panes, Some(i64::MAX));
     (panes, admissions)
 }
 
@@ -285,5 +298,43 @@ proptest! {
         for p in &panes {
             prop_assert!(p.window.end - p.window.start >= gap, "a session is at least one gap long");
         }
+    }
+
+    #[test]
+    fn draining_a_watermark_advance_in_parts_fires_the_same_panes_in_order(
+        els in elements(),
+        marks in prop::collection::vec(0i64..700_000, 0..10),
+        parts in 1usize..6,
+        kind in 0u8..3,
+        lateness in prop::sample::select(vec![0i64, 30_000]),
+        early in prop::option::of(1u32..3),
+    ) {
+        let window_fn = match kind {
+            0 => WindowFn::Fixed { size: 60_000 },
+            1 => WindowFn::Sliding { size: 60_000, period: 20_000 },
+            _ => WindowFn::Session { gap: 20_000 },
+        };
+        let trigger = match early {
+            None => TriggerSpec::Default,
+            Some(n) => TriggerSpec::AfterWatermark {
+                early: Some(Box::new(TriggerSpec::AfterCount { count: n })),
+                late: Some(Box::new(TriggerSpec::AfterCount { count: 1 })),
+            },
+        };
+        let mut marks = marks.clone();
+        marks.sort();
+        let mut steps = Vec::new();
+        for (i, &(key, ts)) in els.iter().enumerate() {
+            if let Some(&m) = marks.get(i % (marks.len() + 3)) {
+                steps.push(Step::Watermark(m));
+            }
+            steps.push(Step::Element { key, ts });
+        }
+        let (whole, whole_admissions) = run(engine(window_fn, &trigger, false, lateness), &steps);
+        let (parted, parted_admissions) = run_in_parts(engine(window_fn, &trigger, false, lateness), &steps, parts);
+        let described =
+            |v: &[Pane]| v.iter().map(|p| (p.key.clone(), p.window, p.index, p.timing, p.is_last, value(p))).collect::<Vec<_>>();
+        prop_assert_eq!(described(&parted), described(&whole));
+        prop_assert_eq!(parted_admissions, whole_admissions);
     }
 }

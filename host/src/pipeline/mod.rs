@@ -229,16 +229,23 @@ impl Pipeline {
                 eprintln!("warning: {warning}");
             }
             self.flush()?;
-            self.window.engine.advance_watermark(self.window.watermark.current(now));
-            self.flush()?;
+            self.advance_watermark(self.window.watermark.current(now))?;
             // Panes and dead letters are durable: acknowledge what they cover.
             self.ingest.hold(&batch, &mut self.window);
             self.ingest.ack_written(&self.window.engine);
             self.publish_status();
         }
         self.apply_reloads()?;
-        self.window.engine.advance_watermark(i64::MAX);
-        self.flush()?;
+        // The end of input fires every window still open (all of them, for
+        // a file: its watermark waits for the end); say what that cost.
+        let (ending, panes) = (Instant::now(), self.telemetry.counters.panes);
+        self.advance_watermark(i64::MAX)?;
+        let fired = self.telemetry.counters.panes - panes;
+        tracing::info!(
+            panes = fired,
+            ms = ending.elapsed().as_millis() as u64,
+            "end of input: the windows still open fired and were written"
+        );
         self.finish(started)
     }
 
@@ -353,6 +360,17 @@ impl Pipeline {
             self.dead.write((Stage::Aggregate, Reason::Refused), &r.reason, source, Some(&self.provenance.aggregate), &payload)?;
         }
         Ok(())
+    }
+
+    /// Advances the watermark to `watermark` and writes every pane it
+    /// fires, a few thousand at a time (see
+    /// [`WindowEngine::advance_watermark_within`]).
+    fn advance_watermark(&mut self, watermark: i64) -> Result<()> {
+        const PANES_PER_FLUSH: usize = 4096;
+        while self.window.engine.advance_watermark_within(watermark, PANES_PER_FLUSH) {
+            self.flush()?;
+        }
+        self.flush()
     }
 
     /// Runs pending accumulator operations and writes the panes they fill.

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,9 +45,7 @@ impl Source for FileSource {
         while events.len() < max {
             // Lines are read straight into the batch: one copy per event.
             let start = events.bytes.len();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut events.bytes)
+            let n = read_line(&mut *self.reader, &mut events.bytes)
                 .with_context(|| format!("reading {} after line {}", self.name, self.line))?;
             if n == 0 {
                 break;
@@ -75,6 +73,32 @@ impl Source for FileSource {
             ack_tokens: Vec::new(),
             attributes: Vec::new(),
         }))
+    }
+}
+
+/// Appends the next line of `reader` (with its `\n`, if it has one) to
+/// `out`; the bytes read, 0 at the end. What `BufRead::read_until(b'\n')`
+/// does, with the `memchr` crate's SIMD search in place of std's
+/// word-at-a-time one: finding line ends took a twentieth of a `runnel run`
+/// on the benchmark's file (perf, BENCHMARKS.md).
+fn read_line(reader: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let (used, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), available.is_empty()),
+        };
+        out.extend_from_slice(&available[..used]);
+        reader.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
+        }
     }
 }
 
@@ -106,5 +130,22 @@ mod tests {
         let b3 = src.next_batch(10).unwrap().unwrap();
         assert_eq!((b3.provenance(0).as_str(), b3.events.bytes.as_slice()), ("t.ndjson:7", b"{\"a\":4}".as_slice()));
         assert!(src.next_batch(10).unwrap().is_none());
+    }
+
+    #[test]
+    fn lines_are_read_as_read_until_reads_them_across_buffer_edges() {
+        let text: &[u8] = b"{\"a\":1}\n\n{\"long\":\"abcdefghijklmnopqrstuvwxyz\"}\r\nx\ny";
+        for capacity in [1, 2, 3, 7, 64] {
+            let (mut ours, mut std_reader) = (BufReader::with_capacity(capacity, text), BufReader::with_capacity(capacity, text));
+            loop {
+                let (mut a, mut b) = (b"kept".to_vec(), b"kept".to_vec());
+                let n = read_line(&mut ours, &mut a).unwrap();
+                assert_eq!(n, std_reader.read_until(b'\n', &mut b).unwrap(), "capacity {capacity}");
+                assert_eq!(a, b, "capacity {capacity}");
+                if n == 0 {
+                    break;
+                }
+            }
+        }
     }
 }

@@ -251,19 +251,32 @@ impl WindowEngine {
     /// Advances the input watermark (never backwards) and fires the
     /// event-time timers it passes, in time order.
     pub fn advance_watermark(&mut self, watermark: i64) {
-        if watermark <= self.watermark {
-            return;
-        }
-        self.watermark = watermark;
+        while self.advance_watermark_within(watermark, usize::MAX) {}
+    }
+
+    /// [`advance_watermark`](Self::advance_watermark) in parts: fires due
+    /// timers, in time order, until at least `max_panes` panes wait to be
+    /// drained; true when due timers are left (drain, then call again).
+    /// All the timers of one time fire together, so every pane of a window
+    /// end is in one part. Why: the end of a bounded input fires every
+    /// window at once, and one list of forty thousand panes cost more in
+    /// fresh memory (page faults, copies while it grew) than draining them
+    /// in parts that reuse the same memory.
+    pub fn advance_watermark_within(&mut self, watermark: i64, max_panes: usize) -> bool {
+        self.watermark = self.watermark.max(watermark);
         while let Some(entry) = self.event_timers.first_entry() {
-            if *entry.key() > watermark {
+            if *entry.key() > self.watermark {
                 break;
+            }
+            if self.panes.len() >= max_panes {
+                return true;
             }
             let (time, due) = entry.remove_entry();
             for t in due {
                 self.on_event_timer(time, t);
             }
         }
+        false
     }
 
     /// Advances the processing-time clock and fires the processing-time
