@@ -117,6 +117,30 @@ fn count_events_counts_merges_and_releases_without_payloads() {
 }
 
 #[test]
+fn windows_firing_together_are_extracted_and_released_in_two_calls() {
+    let rt = runtime();
+    let mut agg = AggregatePlugin::load(&rt, PluginSource::resolve("count-events", Path::new("")).unwrap(), "").unwrap();
+    let windows = 100u32;
+    let adds: Vec<AccOp> = (0..windows).flat_map(|slot| (0..=slot % 3).map(move |event| AccOp::Add { slot, event })).collect();
+    agg.apply(&adds, &mut EventBatch::default(), &mut []).unwrap();
+    // What the engine queues when every window fires and closes at once
+    // (the end of a file): per window an extract, then a release as its
+    // trigger finishes and another as the window is removed.
+    let fired: Vec<AccOp> =
+        (0..windows).flat_map(|slot| [AccOp::Extract { slot, pane: slot }, AccOp::Release { slot }, AccOp::Release { slot }]).collect();
+    let mut panes: Vec<Pane> = (0..windows as usize).map(pane).collect();
+    let before = agg.calls();
+    agg.apply(&fired, &mut EventBatch::default(), &mut panes).unwrap();
+    assert_eq!(agg.calls() - before, 2, "one extract call and one release call for all {windows} windows");
+    let values: Vec<_> = panes.iter().map(|p| p.value.clone()).collect();
+    let expected: Vec<_> = (0..windows).map(|slot| Some(Value::Int(i64::from(slot % 3 + 1)))).collect();
+    assert_eq!(values, expected);
+    // Released: each slot starts again from zero.
+    agg.apply(&[AccOp::Extract { slot: 7, pane: 0 }], &mut EventBatch::default(), &mut panes).unwrap();
+    assert_eq!(panes[0].value, Some(Value::Int(0)));
+}
+
+#[test]
 fn sum_field_sums_skips_nulls_and_refuses_non_numbers() {
     let rt = runtime();
     let mut agg = AggregatePlugin::load(&rt, PluginSource::resolve("sum-field", Path::new("")).unwrap(), "").unwrap();

@@ -58,6 +58,12 @@ pub struct AggregatePlugin {
     /// the plugin reads no payloads).
     add_events: Vec<u32>,
     slots: Vec<u32>,
+    /// The slots a run of extracts and releases has released so far.
+    released: Vec<u32>,
+    /// Which slots are in `released` (a run can hold every window's).
+    released_set: rustc_hash::FxHashSet<u32>,
+    /// Guest calls made so far (each is armed once).
+    calls: u64,
     /// For an aggregate that reads fields: the scanner, and each declared
     /// field's index in a scan.
     fields: Option<(FieldScanner, Vec<usize>)>,
@@ -105,7 +111,79 @@ impl AggregatePlugin {
             }
             _ => None,
         };
-        Ok(Self { store, instance, info, source, report, limits, adds: Vec::new(), add_events: Vec::new(), slots: Vec::new(), fields })
+        Ok(Self {
+            store,
+            instance,
+            info,
+            source,
+            report,
+            limits,
+            adds: Vec::new(),
+            add_events: Vec::new(),
+            slots: Vec::new(),
+            released: Vec::new(),
+            released_set: Default::default(),
+            calls: 0,
+            fields,
+        })
+    }
+
+    /// Runs the extracts and releases from `ops[start]` on, up to the next
+    /// add or merge, in two calls: every extract, then every release. A
+    /// window that fires and closes queues an extract and a release or two,
+    /// so the end of a file's input (every window at once) made three
+    /// guest calls per window when each run of one kind was a call. The
+    /// extracts may go first because a release only empties a slot: the
+    /// one case where that matters, a slot released and then extracted
+    /// again (an empty on-time pane after an early one), ends the run
+    /// there, so that extract still sees the fresh accumulator. Returns
+    /// where it stopped.
+    fn extract_and_release(&mut self, ops: &[AccOp], start: usize, panes: &mut [Pane]) -> Result<usize> {
+        self.slots.clear();
+        self.released.clear();
+        self.released_set.clear();
+        let mut i = start;
+        let mut extracts = Vec::new();
+        while let Some(op) = ops.get(i) {
+            match *op {
+                AccOp::Extract { slot, pane } if !self.released_set.contains(&slot) => {
+                    self.slots.push(slot);
+                    extracts.push(pane);
+                }
+                AccOp::Release { slot } => {
+                    self.released.push(slot);
+                    self.released_set.insert(slot);
+                }
+                _ => break,
+            }
+            i += 1;
+        }
+        if !self.slots.is_empty() {
+            self.arm();
+            let values =
+                self.instance.runnel_plugin_aggregator().call_extract(&mut self.store, &self.slots).map_err(|e| self.fail("extract", e))?;
+            if values.len() != self.slots.len() {
+                return Err(anyhow!(
+                    "aggregate plugin {} returned {} values for {} accumulators",
+                    self.source.name,
+                    values.len(),
+                    self.slots.len()
+                ));
+            }
+            for (pane, v) in extracts.into_iter().zip(values) {
+                panes[pane as usize].value = Some(match v {
+                    contract::Value::Int(v) => Value::Int(v),
+                    contract::Value::Float(v) => Value::Float(v),
+                    contract::Value::Text(v) => Value::Text(v),
+                    contract::Value::Json(v) => Value::Json(v),
+                });
+            }
+        }
+        if !self.released.is_empty() {
+            self.arm();
+            self.instance.runnel_plugin_aggregator().call_release(&mut self.store, &self.released).map_err(|e| self.fail("release", e))?;
+        }
+        Ok(i)
     }
 
     /// The accumulator encoding the plugin declares (for hot-reload carry-over).
@@ -134,7 +212,13 @@ impl AggregatePlugin {
 
     /// Starts one call's budget (a batch's: the plugin has started).
     fn arm(&mut self) {
+        self.calls += 1;
         super::runtime::arm_store(&mut self.store, self.limits, super::runtime::Phase::Batch);
+    }
+
+    /// How many calls into the guest it has made.
+    pub fn calls(&self) -> u64 {
+        self.calls
     }
 
     fn fail(&self, call: &'static str, err: wasmtime::Error) -> anyhow::Error {
@@ -257,50 +341,7 @@ impl Accumulators for AggregatePlugin {
                         .map_err(|e| self.fail("merge", e))?;
                     i += 1;
                 }
-                AccOp::Extract { .. } => {
-                    let start = i;
-                    self.slots.clear();
-                    while let Some(AccOp::Extract { slot, .. }) = ops.get(i) {
-                        self.slots.push(*slot);
-                        i += 1;
-                    }
-                    self.arm();
-                    let values = self
-                        .instance
-                        .runnel_plugin_aggregator()
-                        .call_extract(&mut self.store, &self.slots)
-                        .map_err(|e| self.fail("extract", e))?;
-                    if values.len() != self.slots.len() {
-                        return Err(anyhow!(
-                            "aggregate plugin {} returned {} values for {} accumulators",
-                            self.source.name,
-                            values.len(),
-                            self.slots.len()
-                        ));
-                    }
-                    for (op, v) in ops[start..i].iter().zip(values) {
-                        if let AccOp::Extract { pane, .. } = op {
-                            panes[*pane as usize].value = Some(match v {
-                                contract::Value::Int(v) => Value::Int(v),
-                                contract::Value::Float(v) => Value::Float(v),
-                                contract::Value::Text(v) => Value::Text(v),
-                                contract::Value::Json(v) => Value::Json(v),
-                            });
-                        }
-                    }
-                }
-                AccOp::Release { .. } => {
-                    self.slots.clear();
-                    while let Some(AccOp::Release { slot }) = ops.get(i) {
-                        self.slots.push(*slot);
-                        i += 1;
-                    }
-                    self.arm();
-                    self.instance
-                        .runnel_plugin_aggregator()
-                        .call_release(&mut self.store, &self.slots)
-                        .map_err(|e| self.fail("release", e))?;
-                }
+                AccOp::Extract { .. } | AccOp::Release { .. } => i = self.extract_and_release(ops, i, panes)?,
             }
         }
         Ok(rejected)
