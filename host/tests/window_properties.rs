@@ -127,6 +127,33 @@ fn as_map(panes: &[Pane]) -> BTreeMap<(String, Window), i64> {
     out
 }
 
+/// An early trigger firing after `early` elements and then after each
+/// late one, or the default trigger.
+fn early_or_default(early: Option<u32>) -> TriggerSpec {
+    match early {
+        None => TriggerSpec::Default,
+        Some(n) => TriggerSpec::AfterWatermark {
+            early: Some(Box::new(TriggerSpec::AfterCount { count: n })),
+            late: Some(Box::new(TriggerSpec::AfterCount { count: 1 })),
+        },
+    }
+}
+
+/// The elements, with watermark advances among them: before element `i`,
+/// the `i % (marks + spacing)`-th smallest mark, when there is one.
+fn with_watermarks(els: &[(u8, i64)], marks: &[i64], spacing: usize) -> Vec<Step> {
+    let mut marks = marks.to_vec();
+    marks.sort();
+    let mut steps = Vec::new();
+    for (i, &(key, ts)) in els.iter().enumerate() {
+        if let Some(&m) = marks.get(i % (marks.len() + spacing)) {
+            steps.push(Step::Watermark(m));
+        }
+        steps.push(Step::Element { key, ts });
+    }
+    steps
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -172,16 +199,7 @@ proptest! {
     ) {
         let size = 60_000;
         let window_fn = WindowFn::Fixed { size };
-        // Interleave watermark advances among the elements.
-        let mut steps = Vec::new();
-        let mut marks = marks.clone();
-        marks.sort();
-        for (i, &(key, ts)) in els.iter().enumerate() {
-            if let Some(&m) = marks.get(i % (marks.len() + 3)) {
-                steps.push(Step::Watermark(m));
-            }
-            steps.push(Step::Element { key, ts });
-        }
+        let steps = with_watermarks(&els, &marks, 3);
         let (panes, admissions) = run(engine(window_fn, &TriggerSpec::Default, false, lateness), &steps);
         // Brute force: replay the watermark, drop elements at or past end + lateness.
         let mut wm = i64::MIN;
@@ -265,22 +283,8 @@ proptest! {
         lateness in prop::sample::select(vec![0i64, 5_000, 30_000]),
         early in prop::option::of(1u32..3),
     ) {
-        let trigger = match early {
-            None => TriggerSpec::Default,
-            Some(n) => TriggerSpec::AfterWatermark {
-                early: Some(Box::new(TriggerSpec::AfterCount { count: n })),
-                late: Some(Box::new(TriggerSpec::AfterCount { count: 1 })),
-            },
-        };
-        let mut marks = marks.clone();
-        marks.sort();
-        let mut steps = Vec::new();
-        for (i, &(key, ts)) in els.iter().enumerate() {
-            if let Some(&m) = marks.get(i % (marks.len() + 2)) {
-                steps.push(Step::Watermark(m));
-            }
-            steps.push(Step::Element { key, ts });
-        }
+        let trigger = early_or_default(early);
+        let steps = with_watermarks(&els, &marks, 2);
         let (panes, admissions) = run(engine(WindowFn::Session { gap }, &trigger, false, lateness), &steps);
         let mut wm = i64::MIN;
         let mut expected = Vec::new();
@@ -314,22 +318,8 @@ proptest! {
             1 => WindowFn::Sliding { size: 60_000, period: 20_000 },
             _ => WindowFn::Session { gap: 20_000 },
         };
-        let trigger = match early {
-            None => TriggerSpec::Default,
-            Some(n) => TriggerSpec::AfterWatermark {
-                early: Some(Box::new(TriggerSpec::AfterCount { count: n })),
-                late: Some(Box::new(TriggerSpec::AfterCount { count: 1 })),
-            },
-        };
-        let mut marks = marks.clone();
-        marks.sort();
-        let mut steps = Vec::new();
-        for (i, &(key, ts)) in els.iter().enumerate() {
-            if let Some(&m) = marks.get(i % (marks.len() + 3)) {
-                steps.push(Step::Watermark(m));
-            }
-            steps.push(Step::Element { key, ts });
-        }
+        let trigger = early_or_default(early);
+        let steps = with_watermarks(&els, &marks, 3);
         let (whole, whole_admissions) = run(engine(window_fn, &trigger, false, lateness), &steps);
         let (parted, parted_admissions) = run_in_parts(engine(window_fn, &trigger, false, lateness), &steps, parts);
         let described =

@@ -328,6 +328,9 @@ fn pubsub_into_bigquery_on_beam_counts_every_event_published() {
         Command::new(repo_root().join("target/beam-venv/bin/python"))
             .args(["-m", "runnel_beam", "--config", config.to_str().unwrap()])
             .env("GOOGLE_CLOUD_PROJECT", "test-project")
+            // Killed at the end, it cannot clean up: its temp files go
+            // with the test's folder.
+            .env("TMPDIR", dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
