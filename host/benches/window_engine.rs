@@ -60,8 +60,18 @@ fn stream(n: usize, keys: usize, span_us: i64) -> (Vec<String>, Vec<(u32, i64)>)
     (names, events)
 }
 
-fn throughput(label: &str, window_fn: WindowFn, n: usize, keys: usize) {
-    let (names, events) = stream(n, keys, 3_600_000_000);
+/// How the watermark moves in a throughput run.
+#[derive(Clone, Copy)]
+enum Watermark {
+    /// 5 s behind the newest event, every fourth batch (a live stream).
+    Follows,
+    /// Held until the input ends (a file): every window stays open until
+    /// then, so a key can hold thousands.
+    AtTheEnd,
+}
+
+fn throughput(label: &str, window_fn: WindowFn, n: usize, keys: usize, span_us: i64, watermark: Watermark) {
+    let (names, events) = stream(n, keys, span_us);
     let mut e = engine(window_fn);
     let mut count = NativeCount::default();
     let mut empty = EventBatch::default();
@@ -71,8 +81,7 @@ fn throughput(label: &str, window_fn: WindowFn, n: usize, keys: usize) {
         for &(k, ts) in chunk {
             e.process(&names[k as usize], ts, 0);
         }
-        // A bounded watermark: 5 s behind the newest event.
-        if i % 4 == 0 {
+        if matches!(watermark, Watermark::Follows) && i % 4 == 0 {
             e.advance_watermark(chunk.last().unwrap().1 - 5_000_000);
         }
         let (ops, mut p) = e.drain();
@@ -116,9 +125,21 @@ fn memory(windows_per_key: usize, keys: usize) {
 fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
     let (n, keys) = if smoke { (50_000, 5_000) } else { (1_000_000, 100_000) };
-    throughput("fixed 60 s windows", WindowFn::Fixed { size: 60_000_000 }, n, keys);
-    throughput("session windows, 30 s gap", WindowFn::Session { gap: 30_000_000 }, n, keys);
-    throughput("sliding 60 s / 15 s windows", WindowFn::Sliding { size: 60_000_000, period: 15_000_000 }, n, keys);
+    let (hour, day) = (3_600_000_000, 86_400_000_000);
+    let fixed = WindowFn::Fixed { size: 60_000_000 };
+    throughput("fixed 60 s windows", fixed, n, keys, hour, Watermark::Follows);
+    throughput("session windows, 30 s gap", WindowFn::Session { gap: 30_000_000 }, n, keys, hour, Watermark::Follows);
+    throughput(
+        "sliding 60 s / 15 s windows",
+        WindowFn::Sliding { size: 60_000_000, period: 15_000_000 },
+        n,
+        keys,
+        hour,
+        Watermark::Follows,
+    );
+    // A file: a day of events over few keys, every window open until the end
+    // (about 1,400 per key).
+    throughput("fixed 60 s windows, a day in a file (watermark at the end)", fixed, n, keys / 200, day, Watermark::AtTheEnd);
     let (per_key, keys) = if smoke { (10, 1_000) } else { (10, 100_000) };
     memory(per_key, keys);
 }

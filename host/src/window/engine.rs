@@ -349,9 +349,15 @@ impl WindowEngine {
         self.stats.keys -= 1;
     }
 
+    /// Where `window` is among `key`'s open windows (oldest first). A key
+    /// can hold thousands (a file's watermark waits for its end), so the
+    /// two common cases are found at once: an element in time order lands
+    /// in the newest window, and a timer firing in time order names the
+    /// oldest; only what falls between is searched for.
     fn find(&self, key: u32, window: Window) -> Option<(u32, usize)> {
-        let entry = self.keys.get(key as usize)?.as_ref()?;
-        let w = entry.windows.iter().position(|ws| ws.window == window)?;
+        let windows = &self.keys.get(key as usize)?.as_ref()?.windows;
+        let newest = windows.len().checked_sub(1)?;
+        let w = if windows[newest].window == window { newest } else { windows.iter().position(|ws| ws.window == window)? };
         Some((key, w))
     }
 
