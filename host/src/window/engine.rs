@@ -109,7 +109,58 @@ struct WindowState {
 
 struct KeyEntry {
     name: Box<str>,
-    windows: SmallVec<[WindowState; 1]>,
+    windows: OpenWindows,
+}
+
+/// A key's open windows, oldest first, read as a slice (indices are
+/// positions in it). Removing the oldest, as timers firing in time order
+/// do, only moves a start mark: a key can hold thousands of windows (a
+/// file's watermark waits for its end), and shifting them all down at
+/// each removal made the end of a file quadratic. The states before the
+/// mark are dropped once they are as many as the live ones.
+#[derive(Default)]
+struct OpenWindows {
+    all: SmallVec<[WindowState; 1]>,
+    /// How many of `all`'s first states are removed.
+    front: u32,
+}
+
+impl OpenWindows {
+    fn push(&mut self, ws: WindowState) {
+        self.all.push(ws);
+    }
+
+    fn remove(&mut self, w: usize) -> WindowState {
+        self.all.remove(self.front as usize + w)
+    }
+
+    /// Removes window `w`, saying which accumulator slot it held; the
+    /// oldest without moving the others.
+    fn remove_slot(&mut self, w: usize) -> u32 {
+        if w != 0 {
+            return self.remove(w).slot;
+        }
+        let slot = self[0].slot;
+        self.front += 1;
+        if 2 * self.front as usize >= self.all.len() {
+            self.all.drain(..self.front as usize);
+            self.front = 0;
+        }
+        slot
+    }
+}
+
+impl std::ops::Deref for OpenWindows {
+    type Target = [WindowState];
+    fn deref(&self) -> &[WindowState] {
+        &self.all[self.front as usize..]
+    }
+}
+
+impl std::ops::DerefMut for OpenWindows {
+    fn deref_mut(&mut self) -> &mut [WindowState] {
+        &mut self.all[self.front as usize..]
+    }
 }
 
 /// A timer's target: one key's window.
@@ -319,7 +370,7 @@ impl WindowEngine {
         if let Some(&id) = self.index.find(hash, |&id| keys[id as usize].as_ref().is_some_and(|e| &*e.name == key)) {
             return id;
         }
-        let entry = KeyEntry { name: key.into(), windows: SmallVec::new() };
+        let entry = KeyEntry { name: key.into(), windows: OpenWindows::default() };
         let id = match self.free_keys.pop() {
             Some(id) => {
                 self.keys[id as usize] = Some(entry);
@@ -538,9 +589,9 @@ impl WindowEngine {
     }
 
     fn remove_window(&mut self, k: u32, w: usize) {
-        let ws = self.key_mut(k).windows.remove(w);
-        self.ops.push(AccOp::Release { slot: ws.slot });
-        self.free_slots.push(ws.slot);
+        let slot = self.key_mut(k).windows.remove_slot(w);
+        self.ops.push(AccOp::Release { slot });
+        self.free_slots.push(slot);
         self.stats.open_windows -= 1;
         self.forget_key_if_empty(k);
     }
