@@ -8,9 +8,11 @@
 //!
 //! What the test changes in the document's commands, and why:
 //! - `runnel publish`: the file is the first 1,000 events of the bundled
-//!   file (so `--loop` passes the end of it six times in 30 s at the
-//!   document's rate, instead of once in four minutes), and `--limit 6000`
-//!   stops it (so the number published is known);
+//!   file (so `--loop` passes the end of it twelve times in 60 s at the
+//!   document's rate, instead of once in four minutes), and `--limit 12000`
+//!   stops it (so the number published is known; a minute of stream leaves
+//!   the swap, which starts 6 s in, room on a loaded machine: with 30 s it
+//!   once landed after the end);
 //! - `runnel try`: the participant's crate is one with the snippets filled
 //!   in (the reference solution, `guests/add-weekday`, with `--exercise`),
 //!   built beforehand so the swap lands mid-stream.
@@ -26,7 +28,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const EXCERPT: usize = 1_000;
-const PUBLISH: u64 = 6_000;
+const PUBLISH: u64 = 12_000;
 
 /// The `sh` code blocks of WORKSHOP.md, each as its commands (continued
 /// lines joined, comments cut).
