@@ -131,7 +131,9 @@ impl OpenWindows {
     }
 
     fn remove(&mut self, w: usize) -> WindowState {
-        self.all.remove(self.front as usize + w)
+        let removed = self.all.remove(self.front as usize + w);
+        self.drop_removed_if_many();
+        removed
     }
 
     /// Removes window `w`, saying which accumulator slot it held; the
@@ -142,11 +144,17 @@ impl OpenWindows {
         }
         let slot = self[0].slot;
         self.front += 1;
-        if 2 * self.front as usize >= self.all.len() {
+        self.drop_removed_if_many();
+        slot
+    }
+
+    /// Keeps fewer removed states than live ones (so at most twice the
+    /// memory of the live windows is held).
+    fn drop_removed_if_many(&mut self) {
+        if self.front > 0 && 2 * self.front as usize >= self.all.len() {
             self.all.drain(..self.front as usize);
             self.front = 0;
         }
-        slot
     }
 }
 
@@ -646,5 +654,44 @@ impl WindowEngine {
         ws.panes += 1;
         ws.last_timing = Some(timing);
         self.stats.panes += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(n: i64) -> WindowState {
+        let window = Window { start: n, end: n + 1 };
+        WindowState { window, slot: n as u32, panes: 0, pane_elements: 0, flags: 0, last_timing: None, trigger: SmallVec::new() }
+    }
+
+    /// A key's windows read the same as a plain vector under any mix of
+    /// pushes and removals (oldest, newest, in between), across the
+    /// moments the removed prefix is dropped.
+    #[test]
+    fn open_windows_read_as_a_vector_whatever_is_removed() {
+        let (mut ours, mut model) = (OpenWindows::default(), Vec::<i64>::new());
+        let mut seed = 0x2545f4914f6cdd1du64;
+        for n in 0..20_000i64 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            match seed % 5 {
+                0 | 1 => {
+                    ours.push(state(n));
+                    model.push(n);
+                }
+                _ if model.is_empty() => {}
+                2 | 3 => assert_eq!(ours.remove_slot(0), model.remove(0) as u32, "the oldest"),
+                _ => {
+                    let w = (seed >> 8) as usize % model.len();
+                    assert_eq!(ours.remove_slot(w), model.remove(w) as u32, "window {w}");
+                }
+            }
+            let read: Vec<i64> = ours.iter().map(|ws| ws.window.start).collect();
+            assert_eq!(read, model);
+            assert!(ours.all.len() <= 2 * model.len(), "removed states are dropped: {} kept for {}", ours.all.len(), model.len());
+        }
     }
 }
