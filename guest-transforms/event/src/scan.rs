@@ -388,7 +388,14 @@ impl<'a> Cursor<'a> {
     /// Borrows the value from `start` to the cursor (just validated) as
     /// [`Raw`] text, checking its UTF-8.
     fn raw_value(&mut self, start: usize) -> Result<Raw<'a>, Fault> {
-        match std::str::from_utf8(&self.bytes[start..self.at]) {
+        let text = &self.bytes[start..self.at];
+        // Most values are short and ASCII: checked inline, without the
+        // general validator's call and set-up.
+        if text.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8.
+            return Ok(Raw(unsafe { std::str::from_utf8_unchecked(text) }));
+        }
+        match std::str::from_utf8(text) {
             Ok(text) => Ok(Raw(text)),
             Err(_) => {
                 self.at = start;
@@ -703,6 +710,21 @@ mod tests {
         assert_eq!(found.get(0).unwrap().get(), "3");
         let found = s.scan(br#"{"\u0061":[1, 2]}"#).unwrap();
         assert_eq!(found.get(0).unwrap().get(), "[1, 2]");
+    }
+
+    /// Wanted values are checked as UTF-8 (ASCII on a short path, the rest
+    /// by the full validator); skipped ones are not, as with serde_json.
+    #[test]
+    fn wanted_values_must_be_utf8() {
+        let s = FieldScanner::new(["a"]);
+        let found = s.scan("{\"a\":\"café ☕\",\"b\":1}".as_bytes()).unwrap();
+        assert_eq!(found.get(0).unwrap().get(), "\"café ☕\"");
+        assert_eq!(s.scan(br#"{"a":["plain",1]}"#).unwrap().get(0).unwrap().get(), r#"["plain",1]"#);
+        let e = s.scan(b"{\"a\":\"caf\xe9\"}").unwrap_err();
+        assert_eq!(e.to_string(), "not valid JSON: expected a value in valid UTF-8 at byte 5, found `\"`");
+        let e = s.scan(b"{\"a\":[\"ok\",\"\xff\"]}").unwrap_err();
+        assert!(e.to_string().contains("a value in valid UTF-8"), "{e}");
+        assert!(s.scan(b"{\"b\":\"caf\xe9\",\"a\":1}").is_ok(), "a skipped value is not checked");
     }
 
     #[test]
