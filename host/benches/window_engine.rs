@@ -138,7 +138,7 @@ fn main() {
         Watermark::Follows,
     );
     // A file: a day of events over few keys, every window open until the end
-    // (about 1,400 per key).
+    // (about 1,100 per key).
     throughput("fixed 60 s windows, a day in a file (watermark at the end)", fixed, n, keys / 200, day, Watermark::AtTheEnd);
     let (per_key, keys) = if smoke { (10, 1_000) } else { (10, 100_000) };
     memory(per_key, keys);
