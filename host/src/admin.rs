@@ -10,6 +10,7 @@
 //! | `GET /api/events` | the status once a second (server-sent events) | no |
 //! | `POST /api/reload[?kind=transform\|aggregate]` | re-reads the pipeline file's plugin files and swaps in changed ones | yes |
 //! | `POST /api/plugins/{transform\|aggregate}` | body: a `.wasm`; checks it and swaps it in | yes |
+//! | `POST /api/drain` | ends the input: every open window fires and is written, then the run exits | yes |
 //!
 //! Safe by default: it listens on loopback unless configured otherwise, and
 //! a request that changes the pipeline must carry `Authorization: Bearer
@@ -39,6 +40,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +72,8 @@ pub struct AdminContext {
     pub max_upload_bytes: usize,
     /// Host names accepted in `Host` besides loopback and the listen address.
     pub allowed_hosts: Vec<String>,
+    /// Set by `POST /api/drain` (see `Pipeline::drain_handle`).
+    pub drain: Arc<AtomicBool>,
 }
 
 /// A running admin server; dropping it stops it.
@@ -198,6 +202,7 @@ fn router(ctx: Ctx, guard: Guard) -> Router {
         .route("/api/events", get(events))
         .route("/api/reload", post(reload))
         .route("/api/plugins/{kind}", post(upload))
+        .route("/api/drain", post(drain))
         .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
             let (ctx, guard) = (checked.clone(), guard.clone());
             async move {
@@ -309,6 +314,16 @@ fn outcome_response(outcomes: Vec<ReloadOutcome>) -> Response {
     let refused = outcomes.iter().any(|o| o.outcome == Outcome::Refused);
     let code = if refused { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     (code, Json(outcomes)).into_response()
+}
+
+/// Asks the pipeline to drain; it does so between batches, and exits.
+async fn drain(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&ctx, &headers) {
+        return *r;
+    }
+    let already = ctx.drain.swap(true, Ordering::SeqCst);
+    let message = if already { "already draining" } else { "draining: every open window fires and is written, then the run exits" };
+    (StatusCode::ACCEPTED, Json(serde_json::json!({ "draining": true, "message": message }))).into_response()
 }
 
 #[derive(Deserialize)]

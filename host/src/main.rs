@@ -97,6 +97,22 @@ enum Command {
         #[arg(long)]
         aggregate: Option<PathBuf>,
     },
+    /// Drain a running pipeline (through its admin server), as Dataflow's Drain does.
+    ///
+    /// The pipeline stops pulling, fires and writes every open window
+    /// (incomplete ones too: nothing more will come for them in this run),
+    /// acknowledges every message it counted, hands back what it pulled but
+    /// had not counted yet, and exits 0. A stop (SIGTERM or Ctrl-C) instead
+    /// leaves open windows to the next run. Needs the pipeline's admin token
+    /// in RUNNEL_ADMIN_TOKEN (or [admin] token).
+    Drain {
+        /// The running pipeline's file (for the admin address and token).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The admin server's address, if not the file's [admin] listen.
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Create the pipeline's Pub/Sub topic and subscription and BigQuery dataset and table (idempotent).
     Setup {
         /// The pipeline file ([source] type = "pubsub", [sink] type = "bigquery", [cloud]).
@@ -372,6 +388,7 @@ fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("{refused} plugin version(s) refused; the running versions stay");
             }
         }
+        Command::Drain { config, admin } => println!("{}", cmd::drain::run(&config, admin.as_deref())?),
         Command::Setup { config } => cmd::setup::run(&config)?,
         Command::Publish { config, file, rate, repeat, limit, retime } => {
             let quiet = !std::io::IsTerminal::is_terminal(&std::io::stderr());

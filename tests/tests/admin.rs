@@ -242,3 +242,43 @@ fn beyond_loopback_reading_needs_the_token_too() {
     let (_pipeline, local) = admin_server(dir.path(), "127.0.0.1:0");
     assert_eq!(ureq::get(&format!("http://{}/api/status", local.addr())).call().unwrap().status(), 200);
 }
+
+#[test]
+fn a_drain_ends_the_input_and_writes_every_open_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = runnel_tests::flood_it_lines();
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    // In-order events and no out-of-orderness: windows close as the stream
+    // flows, and at any moment the last minute of each user is still open.
+    let config_path = runnel_tests::admin_pipeline_file(dir.path(), &input, TOKEN, "");
+    let mut cfg = PipelineConfig::load(&config_path).unwrap();
+    cfg.pipeline.batch_size = 500;
+    let address = Arc::new(std::sync::OnceLock::<String>::new());
+    let (addr, config) = (address.clone(), config_path.clone());
+    // The pipeline's own thread asks, before reading its 3rd and 5th batches.
+    let source = PacedSource::new(FileSource::open(&input).unwrap(), Duration::ZERO, move |batch| {
+        let base = format!("http://{}", addr.get().unwrap());
+        if batch == 3 {
+            let (code, body) = post(&base, "/api/drain", None, b"");
+            assert_eq!(code, 401, "a drain needs the token: {body}");
+        }
+        if batch == 5 {
+            let said = runnel::cmd::drain::run(&config, Some(addr.get().unwrap())).unwrap();
+            assert!(said.starts_with("draining"), "{said}");
+        }
+    });
+    let mut pipeline = Pipeline::with_overrides(&cfg, Overrides { source: Some(Box::new(source)), ..Default::default() }).unwrap();
+    let server = runnel::cmd::run::start_admin(&cfg, None, &pipeline).unwrap().expect("[admin] is configured");
+    address.set(server.addr().to_string()).unwrap();
+    let counters = pipeline.run().unwrap();
+    drop(server);
+
+    // The run ended after the 5th batch, long before the file's end, and
+    // every event it read is in a written pane: the windows still open at
+    // the drain fired too.
+    assert_eq!(counters.events_in, 5 * 500, "the input ends at the drain, not at the file's end");
+    let counted = &lines[..counters.events_in as usize];
+    let rows = read_rows(&dir.path().join("panes.ndjson"));
+    assert_eq!(pane_counts(&rows), count_per_user_window(counted, 60_000_000), "every event read is in a written pane");
+}

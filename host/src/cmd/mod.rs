@@ -6,6 +6,7 @@ pub mod build;
 pub mod check;
 pub mod demo;
 pub mod dlq;
+pub mod drain;
 pub mod grade;
 pub mod publish;
 pub mod reload;

@@ -52,8 +52,9 @@ pub fn start_admin(cfg: &PipelineConfig, listen: Option<&str>, pipeline: &Pipeli
         token: admin.token(),
         max_upload_bytes: admin.max_upload_mib << 20,
         allowed_hosts: admin.allowed_hosts.clone(),
+        drain: pipeline.drain_handle(),
     };
     let server = AdminServer::start(listen.unwrap_or(&admin.listen), ctx)?;
-    eprintln!("admin server on http://{} (GET /api/status, POST /api/reload)", server.addr());
+    eprintln!("admin server on http://{} (GET /api/status, POST /api/reload, POST /api/drain)", server.addr());
     Ok(Some(server))
 }

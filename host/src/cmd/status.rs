@@ -47,7 +47,8 @@ pub struct Status {
     /// the client library (or, on the emulator, dispatched to the stream)
     /// but not handed to the pipeline is counted nowhere; within this long
     /// it is either handed over or its lease runs out and it is delivered
-    /// again (the emulator can pause such a redelivery for up to a minute).
+    /// again (on the emulator, a subscriber's that stopped or died can come
+    /// later still: docs/cloud.md, Draining).
     pub quiet_needed_s: f64,
     /// The share of recent events dropped as late, and the warning.
     pub late_recent: Option<crate::late_share::RecentLateness>,

@@ -81,6 +81,8 @@ pub struct Pipeline {
     late_share: LateShare,
     /// Set (by a signal) to stop between batches; see [`Pipeline::run`].
     stop: Arc<AtomicBool>,
+    /// Set (by `runnel drain`) to end the input between batches; see [`Pipeline::run`].
+    drain: Arc<AtomicBool>,
 }
 
 /// Parts a caller supplies instead of the configured ones (the demo's
@@ -165,6 +167,7 @@ impl Pipeline {
             telemetry: Telemetry::default(),
             late_share: LateShare::new(cfg.lateness_advice()),
             stop: Arc::default(),
+            drain: Arc::default(),
         })
     }
 
@@ -188,6 +191,11 @@ impl Pipeline {
         self.stop.clone()
     }
 
+    /// Setting it drains the run: see [`Pipeline::run`].
+    pub fn drain_handle(&self) -> Arc<AtomicBool> {
+        self.drain.clone()
+    }
+
     pub fn dead_letters(&self) -> &DeadLetters {
         &self.dead
     }
@@ -203,9 +211,16 @@ impl Pipeline {
     /// fsynced, and the windows still open are *not* closed (their panes
     /// would be incomplete); their messages are handed back to the source at
     /// once, for a restarted or another instance to count.
+    ///
+    /// A drain (see [`drain_handle`](Self::drain_handle); Dataflow's Drain)
+    /// ends the input between batches instead, as if a file had ended: no
+    /// more pulls, every open window fires and is written, every message
+    /// counted is acknowledged, and what the source had pulled but not yet
+    /// handed over goes back for redelivery.
     pub fn run(&mut self) -> Result<Counters> {
         let started = Instant::now();
         self.window.run_started_us = now_us();
+        let mut drained = false;
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 self.flush()?;
@@ -213,6 +228,10 @@ impl Pipeline {
                 let handed_back = self.ingest.source.close();
                 eprintln!("stopped: windows still open are left to the next run; {handed_back} messages handed back for redelivery");
                 return Ok(counters);
+            }
+            if self.drain.load(Ordering::SeqCst) {
+                drained = true;
+                break;
             }
             let reading = Instant::now();
             let Some(mut batch) = self.ingest.next()? else { break };
@@ -246,7 +265,15 @@ impl Pipeline {
             ms = ending.elapsed().as_millis() as u64,
             "end of input: the windows still open fired and were written"
         );
-        self.finish(started)
+        let counters = self.finish(started)?;
+        if drained {
+            let handed_back = self.ingest.source.close();
+            eprintln!(
+                "drained: every open window fired and was written, every message counted acknowledged; \
+                 {handed_back} messages pulled but not yet counted handed back for redelivery"
+            );
+        }
+        Ok(counters)
     }
 
     /// Ends a run: the sink finished, the written input acknowledged.

@@ -173,6 +173,12 @@ impl Source for PubsubSource {
         } else {
             self.last_message = Some(Instant::now());
             self.received += events.len() as u64;
+            tracing::debug!(
+                messages = events.len(),
+                received = self.received,
+                since_start_ms = self.started.elapsed().as_millis() as u64,
+                "messages from the subscription"
+            );
         }
         Ok(Some(SourceBatch {
             events,
