@@ -36,6 +36,18 @@ fn counter(port: u16, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `runnel run` on the pipeline file, its stderr kept.
+fn run_pipeline(config: &std::path::Path) -> std::process::Child {
+    Command::new(runnel_tests::runnel_binary())
+        .args(["--log", "error", "run", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Messages waiting in the subscription (a peek).
 fn waiting(config: &std::path::Path) -> usize {
     runnel::cmd::status::run(&runnel::cmd::status::StatusOptions { config, admin: Some("127.0.0.1:1"), peek_limit: 10_000 })
@@ -92,14 +104,7 @@ token = "stop-test-admin-token"
 
     // Run until every message is held (no window can close: the bound is
     // two days), then SIGTERM.
-    let mut run = Command::new(runnel_tests::runnel_binary())
-        .args(["--log", "error", "run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = run_pipeline(&config);
     let held = || counter(port, "unacked_messages");
     let until = Instant::now() + Duration::from_secs(180);
     while held() < MESSAGES as u64 {
@@ -156,14 +161,7 @@ fn a_restart_after_sigterm_counts_every_window() {
     // stopped after 90 quiet seconds missed some in one CI run). No quiet
     // period proves that everything came back, but the test knows how many
     // messages there are: it drains the restart once it has counted them all.
-    let mut restart = Command::new(runnel_tests::runnel_binary())
-        .args(["--log", "error", "run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut restart = run_pipeline(&config);
     let until = Instant::now() + Duration::from_secs(420);
     while counter(port, "events_in") < MESSAGES as u64 {
         if Instant::now() > until {
