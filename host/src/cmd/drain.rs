@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// Sends the request; returns the server's message.
 pub fn run(config: &Path, admin: Option<&str>) -> Result<String> {
-    let (base, token) = super::reload::admin_server(config, admin)?;
-    let answer = super::reload::post(ureq::post(&format!("{base}/api/drain")), &token, None)?;
+    let (base, token) = super::admin_client::connect(config, admin)?;
+    let answer = super::admin_client::post(ureq::post(&format!("{base}/api/drain")), &token, None)?;
     Ok(answer["message"].as_str().unwrap_or("draining").to_string())
 }

@@ -1,5 +1,6 @@
 //! The command-line commands; `main.rs` only parses arguments.
 
+pub mod admin_client;
 pub mod beam;
 pub mod bench;
 pub mod build;

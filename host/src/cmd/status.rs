@@ -95,7 +95,7 @@ pub fn run(opts: &StatusOptions) -> Result<Status> {
     }
     let admin = opts.admin.map(str::to_string).or_else(|| cfg.admin.as_ref().map(|a| a.listen.clone()));
     if let Some(addr) = admin {
-        let url = if addr.starts_with("http") { format!("{addr}/api/status") } else { format!("http://{addr}/api/status") };
+        let url = format!("{}/api/status", super::admin_client::base_url(&addr));
         if let Ok(resp) = ureq::get(&url).timeout(std::time::Duration::from_secs(3)).call() {
             let v: serde_json::Value = resp.into_json().context("the admin server's status is not JSON")?;
             status.held_by_pipeline = v["counters"]["unacked_messages"].as_u64();
