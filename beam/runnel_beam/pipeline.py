@@ -8,10 +8,12 @@ adds the job to a Beam pipeline `p`.
 
 import json
 import os
+import sys
 import typing
 
 import apache_beam as beam
 from apache_beam import coders
+from apache_beam.options.pipeline_options import StandardOptions
 from . import _bridge
 from .fns import DEAD_LETTERS, AppendLines, PluginCombine, Rows, RunStage
 from .strategy import Untranslatable, window_into
@@ -98,7 +100,7 @@ class Job:
             # Bytes, not text: the plugins get each line as the file has it.
             return p | "read" >> beam.io.ReadFromText(s["path"], coder=coders.BytesCoder())
         subscription = f"projects/{project(self.plan)}/subscriptions/{s['subscription']}"
-        return p | "read" >> beam.io.ReadFromPubSub(subscription=subscription)
+        return p | "read" >> beam.io.ReadFromPubSub(subscription=subscription, **pubsub_dedup(s, p.options))
 
     def panes(self, events):
         """Event bytes to panes, (key, value as JSON text) in their windows
@@ -152,6 +154,29 @@ class Job:
                     write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
                 )
             )
+
+
+DIRECT_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
+def pubsub_dedup(source, options):
+    """ReadFromPubSub's arguments for `[source] id_attribute`: Beam's
+    `id_label`, so that the runner removes messages with the same value as
+    runnel does (Dataflow does; by message id it does so without being told).
+    Beam's DirectRunner refuses `id_label` (NotImplementedError), so there it
+    is left out, and said."""
+    label = source.get("id_attribute")
+    if not label:
+        return {}
+    if options.view_as(StandardOptions).runner in DIRECT_RUNNERS:
+        print(
+            f"note: [source] id_attribute = {label!r} is not passed to Beam's DirectRunner, which does not "
+            "support ReadFromPubSub(id_label=...): a message published twice is counted twice there "
+            "(Dataflow and `runnel run` count it once)",
+            file=sys.stderr,
+        )
+        return {}
+    return {"id_label": label}
 
 
 def translate(path):

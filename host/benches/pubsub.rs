@@ -68,8 +68,10 @@ fn main() {
     let tag = std::process::id();
     let topic = format!("bench-topic-{tag}");
     let (sub_ref, sub_runnel) = (format!("bench-ref-{tag}"), format!("bench-runnel-{tag}"));
+    // The same backlog for runnel with 2 and 4 streaming pulls.
+    let more_streams: Vec<(usize, String)> = [2, 4].iter().map(|&k| (k, format!("bench-runnel-{k}-streams-{tag}"))).collect();
     rest(&host, &format!("topics/{topic}"), serde_json::json!({}));
-    for s in [&sub_ref, &sub_runnel] {
+    for s in [&sub_ref, &sub_runnel].into_iter().chain(more_streams.iter().map(|(_, s)| s)) {
         rest(
             &host,
             &format!("subscriptions/{s}"),
@@ -106,7 +108,8 @@ fn main() {
     });
 
     // runnel: the workshop pipeline (add-weekday, count per user per minute).
-    let runnel_rate = consume(&cloud, &config, &sub_runnel, n);
+    let runnel_rate = consume(&cloud, &config, &sub_runnel, n, 1);
+    let streams_rates: Vec<(usize, f64)> = more_streams.iter().map(|(k, sub)| (*k, consume(&cloud, &config, sub, n, *k))).collect();
 
     // Live: runnel waits on an empty subscription; messages are published
     // at a fixed rate meanwhile.
@@ -137,7 +140,7 @@ fn main() {
             n_live as f64 / t.elapsed().as_secs_f64()
         })
     };
-    let runnel_live = consume(&cloud, &live_config, &sub_live, n_live);
+    let runnel_live = consume(&cloud, &live_config, &sub_live, n_live, 1);
     let published_live = publisher.join().unwrap();
 
     println!("| Pub/Sub ingest against the emulator ({n} Flood It messages) | msg/s |");
@@ -146,6 +149,10 @@ fn main() {
     println!("| reference consumer: streaming pull, ack on receipt (the emulator's ceiling) | {reference_rate:.0} |");
     println!("| runnel: add-weekday + count per user per minute, ack after the panes are written | {runnel_rate:.0} |");
     println!("| runnel / reference | {:.2} |", runnel_rate / reference_rate);
+    for (k, rate) in &streams_rates {
+        println!("| runnel, `streams = {k}` (the same backlog) | {rate:.0} |");
+        println!("| runnel, {k} streams / 1 stream | {:.2} |", rate / runnel_rate);
+    }
     println!("| live: published at a fixed rate ({n_live} messages) | {published_live:.0} |");
     println!("| live: runnel, first to last message | {runnel_live:.0} |");
     println!("| live: runnel / publish rate | {:.2} |", runnel_live / published_live);
@@ -168,19 +175,14 @@ fn pipeline_file(dir: &std::path::Path, topic: &str, subscription: &str) -> std:
 }
 
 /// Runs the pipeline of `config` on the first `n` messages of
-/// `subscription`; its rate from the first message to the n-th.
-fn consume(cloud: &Cloud, config: &std::path::Path, subscription: &str, n: u64) -> f64 {
+/// `subscription` with `streams` streaming pulls; its rate from the first
+/// message to the n-th.
+fn consume(cloud: &Cloud, config: &std::path::Path, subscription: &str, n: u64, streams: usize) -> f64 {
     let cfg = PipelineConfig::load(config).unwrap();
     let source = PubsubSource::connect(
         cloud,
-        PubsubOptions {
-            subscription: subscription.to_string(),
-            max_outstanding_messages: 50_000,
-            max_outstanding_bytes: 256 << 20,
-            stop_when_idle: None,
-            lease_extension: Duration::from_secs(20),
-            max_lease: Duration::from_secs(3600),
-        },
+        // The settings of a `[source]` that names only its subscription.
+        PubsubOptions { streams, ..PubsubOptions::new(subscription) },
     )
     .unwrap();
     let span: Span = Arc::default();

@@ -99,7 +99,77 @@ pub enum SourceConfig {
         /// least 120 s); unset = run until stopped.
         #[serde(default)]
         stop_when_idle_s: Option<f64>,
+        /// Messages with the same value of this attribute are one event
+        /// (Beam's `id_label`): a publish the publisher retried is two
+        /// messages with two ids but one value. Unset, or a message without
+        /// it: the message id decides.
+        #[serde(default)]
+        id_attribute: Option<String>,
+        /// How long an acknowledged message's id is remembered, so that a
+        /// redelivery within it is acknowledged without being counted
+        /// again (Dataflow keeps about 10 minutes). 0 = only held messages
+        /// are recognised.
+        #[serde(default = "default_dedup_window_s")]
+        dedup_window_s: f64,
+        /// At most this many acknowledged ids are remembered (about 48
+        /// bytes each); beyond it the oldest go first and the bound is
+        /// shorter (`runnel status` shows how long it is).
+        #[serde(default = "default_dedup_max_ids")]
+        dedup_max_ids: usize,
+        /// A file the acknowledged ids are also written to (before their
+        /// acknowledgements are sent), so a restart after a crash still
+        /// recognises them within `dedup_window_s`. Unset: memory only.
+        #[serde(default)]
+        dedup_file: Option<PathBuf>,
+        /// Streaming pulls opened on the subscription (Google documents
+        /// about 10 MB/s per stream); they share one flow-control budget
+        /// and one duplicate check.
+        #[serde(default = "default_streams")]
+        streams: usize,
     },
+}
+
+impl SourceConfig {
+    /// The lease extension the client library uses: `lease_extension_s`,
+    /// clamped to 10..=600 s as the library clamps it (`None`: no leases).
+    pub fn lease_extension(&self) -> Option<std::time::Duration> {
+        match self {
+            SourceConfig::Pubsub { lease_extension_s, .. } => Some(std::time::Duration::from_secs((*lease_extension_s).clamp(10, 600))),
+            _ => None,
+        }
+    }
+
+    /// How long after its last lease a message held by a stopped or crashed
+    /// run comes again: the longer of the subscription's ack deadline and
+    /// the client's lease extension (`None`: a source without leases). The
+    /// one rule behind the hold a restart waits ([`Self::restart_hold`]),
+    /// the longest a message is held ([`PipelineConfig::max_hold`]) and the
+    /// quiet `runnel status` waits for before it says "drained".
+    pub fn redelivery_after(&self) -> Option<std::time::Duration> {
+        let SourceConfig::Pubsub { ack_deadline_s, .. } = self else { return None };
+        let ack_deadline = std::time::Duration::from_secs(u64::try_from(*ack_deadline_s).unwrap_or(0));
+        self.lease_extension().map(|lease| lease.max(ack_deadline))
+    }
+
+    /// How long a start keeps the watermark still by default, so that what
+    /// an earlier run held finds its windows open when it comes back:
+    /// [`Self::redelivery_after`] and 5 s.
+    pub fn restart_hold(&self) -> Option<std::time::Duration> {
+        self.redelivery_after().map(|d| d + std::time::Duration::from_secs(5))
+    }
+}
+
+/// The most streaming pulls one source opens (the official clients open 5-10).
+pub const MAX_STREAMS: usize = 16;
+
+fn default_dedup_window_s() -> f64 {
+    600.0
+}
+fn default_dedup_max_ids() -> usize {
+    1_000_000
+}
+fn default_streams() -> usize {
+    1
 }
 
 fn default_max_outstanding_messages() -> i64 {
@@ -614,6 +684,19 @@ impl PipelineConfig {
                 bail!("[source] rate must be a positive number of events per second, got {rate}");
             }
         }
+        if let SourceConfig::Pubsub { dedup_window_s, streams, id_attribute, .. } = &self.source {
+            if !(dedup_window_s.is_finite() && *dedup_window_s >= 0.0) {
+                bail!("[source] dedup_window_s must be a number of seconds, 0 or more (600 is Dataflow's), got {dedup_window_s}");
+            }
+            if !(1..=MAX_STREAMS).contains(streams) {
+                bail!("[source] streams must be between 1 and {MAX_STREAMS} streaming pulls, got {streams}");
+            }
+            if id_attribute.as_deref().is_some_and(str::is_empty) {
+                bail!(
+                    "[source] id_attribute must name a message attribute (e.g. \"runnel_id\", what `runnel publish` sets), or be left out"
+                );
+            }
+        }
         if matches!(self.source, SourceConfig::Pubsub { .. }) && self.windowing.window == WindowSpec::Global {
             bail!(
                 "[windowing] window = {{ type = \"global\" }} never closes, so a Pub/Sub message in it could never be \
@@ -641,10 +724,7 @@ impl PipelineConfig {
             }
             WatermarkSpec::EndOfInput => return None,
         };
-        let redelivery = match &self.source {
-            SourceConfig::Pubsub { ack_deadline_s, lease_extension_s, .. } => (*ack_deadline_s as f64).max(*lease_extension_s as f64) + 5.0,
-            _ => 0.0,
-        };
+        let redelivery = self.source.restart_hold().map_or(0.0, |d| d.as_secs_f64());
         let seconds = window + self.windowing.allowed_lateness_s + bound + idle + hold.max(redelivery);
         Some(std::time::Duration::from_secs_f64(seconds.max(0.0)))
     }
@@ -693,6 +773,45 @@ impl PipelineConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_redelivery_bound_is_the_longer_of_ack_deadline_and_the_lease_the_client_really_uses() {
+        let pubsub = |ack_deadline_s: i32, lease_extension_s: u64| {
+            let text = format!(
+                "[source]\ntype = \"pubsub\"\nsubscription = \"s\"\nack_deadline_s = {ack_deadline_s}\nlease_extension_s = {lease_extension_s}\n"
+            );
+            PipelineConfig::parse(&text).unwrap().source
+        };
+        let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs());
+        assert_eq!(secs(pubsub(60, 20).redelivery_after()), Some(60), "the ack deadline is longer");
+        assert_eq!(secs(pubsub(10, 30).redelivery_after()), Some(30), "the lease extension is longer");
+        assert_eq!(secs(pubsub(5, 1).lease_extension()), Some(10), "the client extends by 10 s at least");
+        assert_eq!(secs(pubsub(5, 1).redelivery_after()), Some(10));
+        assert_eq!(secs(pubsub(10, 5000).lease_extension()), Some(600), "and by 600 s at most");
+        assert_eq!(secs(pubsub(10, 20).restart_hold()), Some(25));
+        assert_eq!(SourceConfig::File { path: "x".into() }.redelivery_after(), None);
+    }
+
+    #[test]
+    fn exactly_once_settings_are_checked_with_what_to_write() {
+        let pubsub = |extra: &str| PipelineConfig::parse(&format!("[source]\ntype = \"pubsub\"\nsubscription = \"s\"\n{extra}\n"));
+        let defaults = pubsub("").unwrap();
+        let SourceConfig::Pubsub { dedup_window_s, dedup_max_ids, streams, id_attribute, dedup_file, .. } = &defaults.source else {
+            unreachable!()
+        };
+        assert_eq!((*dedup_window_s, *dedup_max_ids, *streams), (600.0, 1_000_000, 1), "Dataflow's ten minutes, one stream");
+        assert!(id_attribute.is_none() && dedup_file.is_none());
+        for (extra, says) in [
+            ("streams = 0", "streams must be between 1 and 16"),
+            ("streams = 17", "streams must be between 1 and 16"),
+            ("dedup_window_s = -1", "dedup_window_s must be a number of seconds"),
+            ("id_attribute = \"\"", "id_attribute must name a message attribute"),
+        ] {
+            let e = format!("{:#}", pubsub(extra).unwrap_err());
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        assert!(pubsub("streams = 4\nid_attribute = \"runnel_id\"\ndedup_window_s = 0").is_ok());
+    }
 
     #[test]
     fn each_sink_kind_carries_its_own_settings_and_refuses_others() {

@@ -58,6 +58,25 @@ pub fn render(s: &Snapshot) -> String {
     gauge(&mut out, "runnel_open_windows", "Open (key, window) states.", s.open_windows);
     gauge(&mut out, "runnel_keys", "Keys with open windows.", s.keys);
     gauge(&mut out, "runnel_unacked_messages", "Input messages held unacknowledged for open windows.", s.counters.unacked_messages);
+    if let Some(d) = &s.counters.source_dedup {
+        let _ = writeln!(
+            out,
+            "# HELP runnel_source_duplicates_total Deliveries of a message already counted, dropped: while held, or acknowledged within the bound.\n\
+             # TYPE runnel_source_duplicates_total counter\n\
+             runnel_source_duplicates_total{{of=\"held\"}} {}\n\
+             runnel_source_duplicates_total{{of=\"acknowledged\"}} {}",
+            d.duplicates_held, d.duplicates_acknowledged
+        );
+        gauge(&mut out, "runnel_source_ids_remembered", "Acknowledged message ids remembered to recognise a redelivery.", d.ids_remembered);
+        gauge(&mut out, "runnel_source_ids_held", "Message ids held (delivered, results not yet written).", d.ids_held);
+        gauge(&mut out, "runnel_source_dedup_oldest_seconds", "How far back an acknowledged id is remembered now.", d.oldest_s);
+        counter(
+            &mut out,
+            "runnel_source_ids_evicted_early_total",
+            "Remembered ids dropped before dedup_window_s because of dedup_max_ids.",
+            d.evicted_early,
+        );
+    }
     gauge(&mut out, "runnel_up", "1 while the pipeline runs.", u8::from(s.running));
     let _ = writeln!(out, "# HELP runnel_plugin_info The running plugin versions.\n# TYPE runnel_plugin_info gauge");
     if let Some(t) = &s.transform {

@@ -86,6 +86,9 @@ pub struct CounterSnapshot {
     /// Seconds since the source last delivered a message (sources with
     /// leases only, once one has arrived).
     pub source_quiet_s: Option<f64>,
+    /// The duplicate check of an at-least-once source (Pub/Sub): duplicates
+    /// dropped and ids remembered.
+    pub source_dedup: Option<crate::source::dedup::DedupStats>,
     /// RFC 3339 end of the latest window a pane was written for.
     pub last_window_end: Option<String>,
 }
@@ -98,6 +101,7 @@ impl From<&Counters> for CounterSnapshot {
             aggregate_ns_per_event: c.aggregate_ns_per_event(),
             unacked_messages: 0,
             source_quiet_s: None,
+            source_dedup: None,
             last_window_end: c
                 .last_window_end
                 .and_then(|us| chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),

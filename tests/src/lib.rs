@@ -62,6 +62,59 @@ pub fn runnel_binary() -> PathBuf {
     bin
 }
 
+/// Waits until `check` says the condition holds (`Ok`), asking every 100 ms
+/// for at most `deadline`; past it, fails naming the condition and what
+/// `check` saw last (its `Err`). The one way a test waits: on a stated
+/// condition, never on a fixed sleep.
+pub fn wait_for<T, E: std::fmt::Display>(condition: &str, deadline: std::time::Duration, mut check: impl FnMut() -> Result<T, E>) -> T {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(saw) if std::time::Instant::now() >= until => panic!("waited {deadline:?} for {condition}; last saw: {saw}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+/// A `runnel run` process and its admin server, seen from a test.
+pub mod running {
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+
+    /// A loopback port free now.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// `runnel run` on the pipeline file, errors only, its stderr kept.
+    pub fn spawn(config: &Path) -> Child {
+        Command::new(crate::runnel_binary())
+            .args(["--log", "error", "run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The running pipeline's `/api/status` (`None` while it does not answer).
+    pub fn status(port: u16) -> Option<serde_json::Value> {
+        ureq::get(&format!("http://127.0.0.1:{port}/api/status")).call().ok().and_then(|r| r.into_json::<serde_json::Value>().ok())
+    }
+
+    /// A counter of the running pipeline's status (0 while it does not answer).
+    pub fn counter(port: u16, name: &str) -> u64 {
+        status(port).and_then(|v| v["counters"][name].as_u64()).unwrap_or(0)
+    }
+
+    /// Sends a signal (`-STOP`, `-CONT`, `-TERM`) to a process.
+    pub fn signal(child: &Child, signal: &str) {
+        assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success(), "kill {signal}");
+    }
+}
+
 /// The local emulators scripts/test.sh starts, seen from the tests.
 pub mod emulators {
     use std::time::Duration;

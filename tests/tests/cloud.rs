@@ -234,12 +234,12 @@ fn messages_published_to_a_waiting_source_arrive_without_waiting_out_a_deadline(
     let mut source = PubsubSource::connect(
         &cloud,
         PubsubOptions {
-            subscription,
             max_outstanding_messages: 10_000,
             max_outstanding_bytes: 64 << 20,
             stop_when_idle: None,
             lease_extension: Duration::from_secs(60),
             max_lease: Duration::from_secs(3600),
+            ..PubsubOptions::new(subscription)
         },
     )
     .unwrap();

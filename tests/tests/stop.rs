@@ -6,16 +6,12 @@
 //! independent count does.
 
 use runnel_tests::emulators::env;
+use runnel_tests::running::{counter, free_port, spawn as run_pipeline};
 use runnel_tests::{count_per_user_window, flood_it_lines, read_rows, rfc3339_us};
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MESSAGES: usize = 2_000;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A pipeline holding every one of [`MESSAGES`] messages, stopped with
 /// SIGTERM; checks the graceful stop. Returns what a restart needs.
@@ -24,28 +20,6 @@ struct Stopped {
     config: std::path::PathBuf,
     lines: Vec<String>,
     port: u16,
-}
-
-/// A counter of the running pipeline's status (0 while it does not answer).
-fn counter(port: u16, name: &str) -> u64 {
-    ureq::get(&format!("http://127.0.0.1:{port}/api/status"))
-        .call()
-        .ok()
-        .and_then(|r| r.into_json::<serde_json::Value>().ok())
-        .and_then(|v| v["counters"][name].as_u64())
-        .unwrap_or(0)
-}
-
-/// `runnel run` on the pipeline file, its stderr kept.
-fn run_pipeline(config: &std::path::Path) -> std::process::Child {
-    Command::new(runnel_tests::runnel_binary())
-        .args(["--log", "error", "run", "--config"])
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// Messages waiting in the subscription (a peek).
@@ -111,7 +85,7 @@ token = "stop-test-admin-token"
         assert!(Instant::now() < until, "the pipeline held only {} of {MESSAGES} messages", held());
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(Command::new("kill").args(["-TERM", &run.id().to_string()]).status().unwrap().success());
+    runnel_tests::running::signal(&run, "-TERM");
     let until = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = run.try_wait().unwrap() {

@@ -11,6 +11,29 @@ use crate::config::{PipelineConfig, SourceConfig};
 use crate::source::file::FileSource;
 use crate::source::Source;
 
+/// The attribute `runnel publish` carries a message's unique id in when the
+/// pipeline file names none (`[source] id_attribute`).
+pub const DEFAULT_ID_ATTRIBUTE: &str = "runnel_id";
+
+/// Unique ids for one `runnel publish`: a prefix that differs between runs
+/// (a second `runnel publish` of the same file is new events, as a `--loop`
+/// pass is), then the message's number in this run.
+struct MessageIds {
+    prefix: String,
+}
+
+impl MessageIds {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let run = blake3::hash(format!("{nanos}/{}", std::process::id()).as_bytes());
+        Self { prefix: run.to_hex()[..16].to_string() }
+    }
+
+    fn id(&self, n: u64) -> String {
+        format!("{}-{n}", self.prefix)
+    }
+}
+
 pub struct PublishOptions<'a> {
     pub file: &'a Path,
     /// Messages per second (none: as fast as possible).
@@ -26,9 +49,11 @@ pub struct PublishOptions<'a> {
 /// Publishes; returns the number of messages published.
 pub fn run(config: &Path, opts: &PublishOptions) -> Result<u64> {
     let cfg = PipelineConfig::load(config)?;
-    let SourceConfig::Pubsub { topic: Some(topic), .. } = &cfg.source else {
+    let SourceConfig::Pubsub { topic: Some(topic), id_attribute, .. } = &cfg.source else {
         anyhow::bail!("[source] must be type = \"pubsub\" with a topic to publish to");
     };
+    let id_attribute = id_attribute.as_deref().unwrap_or(DEFAULT_ID_ATTRIBUTE);
+    let ids = MessageIds::new();
     let cloud = Cloud::resolve(&cfg.cloud)?;
     let rt = crate::cloud::runtime()?;
     let bar = if opts.quiet {
@@ -80,7 +105,12 @@ pub fn run(config: &Path, opts: &PublishOptions) -> Result<u64> {
                     } else {
                         event.to_vec()
                     };
-                    let message = google_cloud_pubsub::model::Message::new().set_data(data);
+                    // The client retries a failed publish with this same
+                    // message, attribute and all: a pipeline with
+                    // `id_attribute` counts it once.
+                    let message = google_cloud_pubsub::model::Message::new()
+                        .set_data(data)
+                        .set_attributes([(id_attribute.to_string(), ids.id(sent))]);
                     pending.push(publisher.publish(message));
                     sent += 1;
                     any = true;

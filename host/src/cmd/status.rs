@@ -83,8 +83,8 @@ pub fn run(opts: &StatusOptions) -> Result<Status> {
     let mut status = Status { dead_letter_file: cfg.resolve(&cfg.dead_letters.path).display().to_string(), ..Default::default() };
     let needs_cloud = matches!(cfg.source, SourceConfig::Pubsub { .. }) || cfg.sink.bigquery().is_some();
     let cloud = if needs_cloud { Some(Cloud::resolve(&cfg.cloud)?) } else { None };
-    if let SourceConfig::Pubsub { lease_extension_s, ack_deadline_s, .. } = &cfg.source {
-        status.quiet_needed_s = ((*lease_extension_s).clamp(10, 600) as f64).max(f64::from(*ack_deadline_s)) + 60.0;
+    if let Some(redelivery) = cfg.source.redelivery_after() {
+        status.quiet_needed_s = redelivery.as_secs_f64() + 60.0;
     }
     if let (SourceConfig::Pubsub { subscription, .. }, Some(cloud)) = (&cfg.source, &cloud) {
         let path = cloud.subscription_path(subscription);
@@ -224,6 +224,19 @@ impl std::fmt::Display for Status {
                     p["transform"].as_str().unwrap_or("none"),
                     p["aggregate"].as_str().unwrap_or("?")
                 )?;
+                if let Ok(d) = serde_json::from_value::<crate::source::dedup::DedupStats>(c["source_dedup"].clone()) {
+                    writeln!(
+                        f,
+                        "  duplicates dropped: {} ({} redelivered while held, {} after acknowledgement); {} ids remembered, \
+                         the oldest {:.0} s ago (bound {:.0} s)",
+                        d.dropped(),
+                        d.duplicates_held,
+                        d.duplicates_acknowledged,
+                        d.ids_remembered,
+                        d.oldest_s,
+                        d.window_s
+                    )?;
+                }
                 if let Some(late) = &self.late_recent {
                     writeln!(
                         f,

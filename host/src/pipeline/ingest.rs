@@ -95,7 +95,16 @@ fn build(cfg: &PipelineConfig, cloud: &mut CloudOnce) -> Result<Box<dyn Source>>
         SourceConfig::File { path } => Box::new(FileSource::open(&cfg.resolve(path))?),
         SourceConfig::Synthetic { rate, events } => Box::new(SyntheticSource::new(*rate, *events)),
         SourceConfig::Pubsub {
-            subscription, max_outstanding_messages, max_outstanding_mib, stop_when_idle_s, lease_extension_s, ..
+            subscription,
+            max_outstanding_messages,
+            max_outstanding_mib,
+            stop_when_idle_s,
+            id_attribute,
+            dedup_window_s,
+            dedup_max_ids,
+            dedup_file,
+            streams,
+            ..
         } => Box::new(PubsubSource::connect(
             cloud.get()?,
             PubsubOptions {
@@ -103,8 +112,13 @@ fn build(cfg: &PipelineConfig, cloud: &mut CloudOnce) -> Result<Box<dyn Source>>
                 max_outstanding_messages: *max_outstanding_messages,
                 max_outstanding_bytes: max_outstanding_mib << 20,
                 stop_when_idle: stop_when_idle_s.map(Duration::from_secs_f64),
-                lease_extension: Duration::from_secs((*lease_extension_s).max(10)),
+                lease_extension: cfg.source.lease_extension().expect("a Pub/Sub source has leases"),
                 max_lease: lease_for(cfg),
+                id_attribute: id_attribute.clone(),
+                dedup_window: Duration::from_secs_f64(*dedup_window_s),
+                dedup_max_ids: *dedup_max_ids,
+                dedup_file: dedup_file.as_ref().map(|p| cfg.resolve(p)),
+                streams: *streams,
             },
         )?),
     })

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::accumulate::{EventBatch, Pending, RejectedAdd};
 use crate::cloud::CloudOnce;
-use crate::config::{EventTime, PipelineConfig, SourceConfig};
+use crate::config::{EventTime, PipelineConfig};
 use crate::deadletter::{DeadLetters, Reason, Refusal, Stage};
 use crate::decode::Decoder;
 use crate::late_share::LateShare;
@@ -530,6 +530,7 @@ impl Pipeline {
             s.counters.counts.dead_letters = self.dead.total();
             s.counters.unacked_messages = self.ingest.source.unacked() as u64;
             s.counters.source_quiet_s = self.ingest.source.quiet_for().map(|d| d.as_secs_f64());
+            s.counters.source_dedup = self.ingest.source.dedup_stats();
             s.transform = self.provenance.transform.clone();
             s.aggregate = self.provenance.aggregate.clone();
             s.retiring_aggregate = retiring;
@@ -570,11 +571,10 @@ fn plugin_files(cfg: &PipelineConfig) -> Vec<(Kind, PathBuf)> {
 fn window_stage(cfg: &PipelineConfig) -> Result<WindowStage> {
     let engine_cfg = cfg.windowing.engine_config().map_err(anyhow::Error::msg)?;
     let mut watermark = WatermarkEstimator::new(&cfg.watermark_spec()).map_err(anyhow::Error::msg)?;
-    if let SourceConfig::Pubsub { ack_deadline_s, lease_extension_s, .. } = &cfg.source {
+    if let Some(hold) = cfg.source.restart_hold() {
         // Messages a previous run held come back once their lease runs
         // out; they must not find their windows closed.
-        let redelivery = i64::from(*ack_deadline_s).max(*lease_extension_s as i64);
-        watermark.default_startup_hold((redelivery + 5) * 1_000_000);
+        watermark.default_startup_hold(hold.as_micros() as i64);
     }
     Ok(WindowStage::new(WindowEngine::new(engine_cfg), watermark))
 }

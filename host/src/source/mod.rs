@@ -9,6 +9,7 @@
 //! - [`memory`]: events held in memory (re-driven dead letters);
 //! - [`paced`]: another source slowed to a steady rate.
 
+pub mod dedup;
 pub mod file;
 pub mod memory;
 pub mod paced;
@@ -78,6 +79,12 @@ pub trait Source {
     /// A drain check needs it: messages leased to the client library but
     /// not handed over yet are invisible both to a peek and to `unacked`.
     fn quiet_for(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// How the duplicate check of an at-least-once source is doing (`None`:
+    /// the source delivers each event once).
+    fn dedup_stats(&self) -> Option<dedup::DedupStats> {
         None
     }
 

@@ -3,7 +3,12 @@
 //! stays bounded whatever the backlog). The client library extends the lease
 //! of every message whose handler is held; the pipeline acknowledges a
 //! message only once every pane it contributed to is written (see
-//! `pipeline::AckTracker`), so delivery is at-least-once.
+//! `pipeline::AckTracker`), so delivery is at-least-once; the duplicate
+//! check ([`super::dedup`]) makes the count exactly once within its bound:
+//! a message delivered again is handed to the pipeline once.
+//!
+//! `streams` streaming pulls feed one channel, so they share the duplicate
+//! check; each has an equal share of the flow-control budget.
 //!
 //! The client's `MessageStream::next` must never be cancelled: opening the
 //! stream waits for its first response inside `next`, so a timeout around it
@@ -24,6 +29,9 @@ use google_cloud_pubsub::subscriber::handler::Handler;
 use google_cloud_pubsub::subscriber::{ShutdownBehavior, ShutdownToken};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+use smallvec::SmallVec;
+
+use super::dedup::{Dedup, DedupStats, Id, Seen};
 use super::{now_us, Origin, Source, SourceBatch};
 use crate::batch::EventBatch;
 use crate::cloud::Cloud;
@@ -51,6 +59,39 @@ pub struct PubsubOptions {
     /// The client keeps extending a held message's lease for this long in
     /// all (see `PipelineConfig::max_hold`).
     pub max_lease: Duration,
+    /// Messages with the same value of this attribute are one message.
+    pub id_attribute: Option<String>,
+    /// Acknowledged ids are remembered this long, at most `dedup_max_ids`.
+    pub dedup_window: Duration,
+    pub dedup_max_ids: usize,
+    /// Acknowledged ids are journalled here too, for the next run.
+    pub dedup_file: Option<std::path::PathBuf>,
+    /// Streaming pulls to open (at least 1).
+    pub streams: usize,
+}
+
+struct Held {
+    id: Id,
+    handlers: SmallVec<[Handler; 1]>,
+}
+
+impl PubsubOptions {
+    /// The settings a `[source] type = "pubsub"` with only a subscription has.
+    pub fn new(subscription: impl Into<String>) -> Self {
+        Self {
+            subscription: subscription.into(),
+            max_outstanding_messages: 50_000,
+            max_outstanding_bytes: 256 << 20,
+            stop_when_idle: None,
+            lease_extension: Duration::from_secs(20),
+            max_lease: Duration::from_secs(3600),
+            id_attribute: None,
+            dedup_window: Duration::from_secs(600),
+            dedup_max_ids: 1_000_000,
+            dedup_file: None,
+            streams: 1,
+        }
+    }
 }
 
 /// What the forwarding task hands over: a message and its handler, or the
@@ -62,9 +103,14 @@ pub struct PubsubSource {
     /// Messages the stream's task has received, in order. Unbounded because
     /// the client's flow control already bounds how many are outstanding.
     deliveries: UnboundedReceiver<Delivery>,
-    /// Taken by the first hand-back (a stop, or the drop after it).
-    shutdown: Option<ShutdownToken>,
-    handlers: HashMap<u64, Handler>,
+    /// One per stream; taken by the first hand-back (a stop, or the drop after it).
+    shutdown: Vec<ShutdownToken>,
+    /// Held messages by ack token: their id and every delivery's handler
+    /// (a message delivered again while held keeps each handle, and all are
+    /// acknowledged together: the newest is the one the service honours,
+    /// and a nack of an older one could make it deliver the message again).
+    handlers: HashMap<u64, Held>,
+    dedup: Dedup,
     next_token: u64,
     options: PubsubOptions,
     name: Arc<str>,
@@ -77,38 +123,48 @@ pub struct PubsubSource {
 impl PubsubSource {
     pub fn connect(cloud: &Cloud, options: PubsubOptions) -> Result<Self> {
         let rt = crate::cloud::runtime()?;
+        let mut dedup = Dedup::new(options.dedup_window, options.dedup_max_ids);
+        if let Some(file) = &options.dedup_file {
+            dedup = dedup.with_journal(file)?;
+        }
         let path = cloud.subscription_path(&options.subscription);
-        let mut stream = rt.block_on(async {
-            let subscriber = cloud.subscriber().await?;
-            Ok::<_, anyhow::Error>(
-                subscriber
-                    .subscribe(path.clone())
-                    .set_max_outstanding_messages(options.max_outstanding_messages)
-                    .set_max_outstanding_bytes(options.max_outstanding_bytes)
-                    .set_max_lease_extension(options.lease_extension)
-                    .set_max_lease(options.max_lease)
-                    // On close, whatever the client still leases (delivered
-                    // to us or not) is handed back at once.
-                    .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
-                    .build(),
-            )
-        })?;
-        let shutdown = stream.shutdown_token();
+        let streams = options.streams.max(1);
+        // One budget: each stream gets its share (rounded up).
+        let share = |total: i64| (total + streams as i64 - 1) / streams as i64;
+        let subscriber = rt.block_on(cloud.subscriber())?;
         let (tx, deliveries) = unbounded_channel();
-        // Ends when the stream ends (shutdown, or after a permanent error)
-        // or when the source is dropped.
-        rt.spawn(async move {
-            while let Some(item) = stream.next().await {
-                if tx.send(item).is_err() {
-                    break;
+        let mut shutdown = Vec::with_capacity(streams);
+        // Building a stream spawns its lease loop on the runtime.
+        let _in_runtime = rt.enter();
+        for _ in 0..streams {
+            let mut stream = subscriber
+                .subscribe(path.clone())
+                .set_max_outstanding_messages(share(options.max_outstanding_messages))
+                .set_max_outstanding_bytes(share(options.max_outstanding_bytes))
+                .set_max_lease_extension(options.lease_extension)
+                .set_max_lease(options.max_lease)
+                // On close, whatever the client still leases (delivered
+                // to us or not) is handed back at once.
+                .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
+                .build();
+            shutdown.push(stream.shutdown_token());
+            let tx = tx.clone();
+            // Ends when the stream ends (shutdown, or after a permanent
+            // error) or when the source is dropped.
+            rt.spawn(async move {
+                while let Some(item) = stream.next().await {
+                    if tx.send(item).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         Ok(Self {
             rt,
             deliveries,
-            shutdown: Some(shutdown),
+            shutdown,
             handlers: HashMap::new(),
+            dedup,
             next_token: 0,
             name: format!("pubsub:{}", options.subscription).into(),
             options,
@@ -149,18 +205,44 @@ impl Source for PubsubSource {
             }
             out
         });
+        let now = Instant::now();
+        let delivered = !received.is_empty();
         for item in received {
             let (message, handler) = item.with_context(|| format!("streaming pull from {} failed", self.name))?;
+            let published = message.publish_time.map(|t| t.seconds() * 1_000_000 + i64::from(t.nanos()) / 1_000);
+            let id = match self.options.id_attribute.as_ref().and_then(|name| message.attributes.get(name)) {
+                Some(value) => Id::of(value),
+                None => Id::of_parts(&message.message_id, published),
+            };
+            match self.dedup.check(id, now) {
+                Seen::New => {}
+                Seen::Held(token) => {
+                    // Counted already, results not written yet: its ack
+                    // waits for theirs.
+                    self.handlers.get_mut(&token).expect("a held id has its handlers").handlers.push(handler);
+                    continue;
+                }
+                Seen::Acknowledged => {
+                    // Its results are written (and its id, if journalled,
+                    // was synced before its first ack): done with this one too.
+                    handler.ack();
+                    continue;
+                }
+            }
             let token = self.next_token;
             self.next_token += 1;
-            self.handlers.insert(token, handler);
+            self.dedup.hold(id, token);
+            self.handlers.insert(token, Held { id, handlers: smallvec::smallvec![handler] });
             events.push(&message.data);
-            publish_times.push(message.publish_time.map(|t| t.seconds() * 1_000_000 + i64::from(t.nanos()) / 1_000).unwrap_or_else(now_us));
+            publish_times.push(published.unwrap_or_else(now_us));
             if let Some(name) = &self.attribute {
                 attributes.push(message.attributes.get(name).cloned());
             }
             ids.push(message.message_id);
             tokens.push(token);
+        }
+        if delivered {
+            self.last_message = Some(now);
         }
         if events.is_empty() {
             let idle_for = |idle: Duration| match self.last_message {
@@ -171,7 +253,6 @@ impl Source for PubsubSource {
                 return Ok(None);
             }
         } else {
-            self.last_message = Some(Instant::now());
             self.received += events.len() as u64;
             tracing::debug!(
                 messages = events.len(),
@@ -194,11 +275,24 @@ impl Source for PubsubSource {
     }
 
     fn ack(&mut self, tokens: &[u64]) {
+        let now = Instant::now();
+        let mut done = Vec::with_capacity(tokens.len());
         for t in tokens {
-            if let Some(h) = self.handlers.remove(t) {
-                h.ack();
+            if let Some(held) = self.handlers.remove(t) {
+                self.dedup.acknowledged(held.id, now);
+                done.push(held.handlers);
             }
         }
+        // The ids are on disk before the service hears of the acks: a crash
+        // in between brings back messages the next run still recognises.
+        self.dedup.sync(now);
+        for h in done.into_iter().flatten() {
+            h.ack();
+        }
+    }
+
+    fn dedup_stats(&self) -> Option<DedupStats> {
+        Some(self.dedup.stats(Instant::now()))
     }
 
     fn unacked(&self) -> usize {
@@ -221,10 +315,16 @@ const NACK_FLUSH: Duration = Duration::from_millis(300);
 
 impl PubsubSource {
     fn hand_back(&mut self) -> usize {
-        let Some(token) = self.shutdown.take() else { return 0 };
+        if self.shutdown.is_empty() {
+            return 0;
+        }
+        let tokens = std::mem::take(&mut self.shutdown);
         let mut n = self.handlers.len();
-        for (_, h) in self.handlers.drain() {
-            h.nack();
+        for (_, held) in self.handlers.drain() {
+            self.dedup.released(held.id);
+            for h in held.handlers {
+                h.nack();
+            }
         }
         // Received by the stream's task but not yet handed to the pipeline.
         while let Ok(item) = self.deliveries.try_recv() {
@@ -242,7 +342,14 @@ impl PubsubSource {
             if n > 0 {
                 tokio::time::sleep(NACK_FLUSH).await;
             }
-            tokio::time::timeout(CLOSE_TIMEOUT, token.shutdown()).await
+            // All streams close at once: each on a task of its own.
+            let closing: Vec<_> = tokens.into_iter().map(|t| tokio::spawn(async move { t.shutdown().await })).collect();
+            tokio::time::timeout(CLOSE_TIMEOUT, async {
+                for c in closing {
+                    let _ = c.await;
+                }
+            })
+            .await
         });
         n
     }
