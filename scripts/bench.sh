@@ -6,7 +6,9 @@
 #                              # under target/), runs everything and rewrites
 #                              # BENCHMARKS.md and docs/benchmarks/throughput.svg
 #   scripts/bench.sh --smoke   # small sizes, no peers, targets not judged;
-#                              # the report goes to target/bench/BENCHMARKS.md
+#                              # the report goes to target/bench/BENCHMARKS.md.
+#                              # Built in the dev profile the tests use, so the
+#                              # test command compiles no second graph for it
 #   scripts/bench.sh --report  # only rewrites BENCHMARKS.md from the reports
 #                              # under target/bench/ (after rerunning one case)
 #
@@ -47,11 +49,12 @@ fi
 PIN=
 if command -v taskset >/dev/null; then PIN="taskset -c 0"; fi
 mkdir -p "$OUT"
-cargo build --locked --release -p runnel
-$PIN target/release/runnel bench $SMOKE $PEERS --out "$OUT/runnel-bench.md" --plot "$OUT/throughput.svg"
+if [ -n "$SMOKE" ]; then PROFILE=dev BIN=target/debug/runnel; else PROFILE=release BIN=target/release/runnel; fi
+cargo build --locked --profile "$PROFILE" -p runnel
+$PIN "$BIN" bench $SMOKE $PEERS --out "$OUT/runnel-bench.md" --plot "$OUT/throughput.svg"
 for bench in reload window_engine pubsub; do
-  echo "bench: cargo bench --bench $bench $SMOKE" >&2
-  $PIN cargo bench --locked -q -p runnel --bench "$bench" -- $SMOKE > "$OUT/$bench.md"
+  echo "bench: cargo bench --profile $PROFILE --bench $bench $SMOKE" >&2
+  $PIN cargo bench --locked -q --profile "$PROFILE" -p runnel --bench "$bench" -- $SMOKE > "$OUT/$bench.md"
   cat "$OUT/$bench.md"
 done
 fi

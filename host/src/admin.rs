@@ -294,11 +294,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn parse_kind(kind: &str) -> Option<Kind> {
-    match kind {
-        "transform" => Some(Kind::Transform),
-        "aggregate" => Some(Kind::Aggregate),
-        _ => None,
-    }
+    kind.parse().ok()
 }
 
 /// Sends a version to the pipeline and waits for its verdict.

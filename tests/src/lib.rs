@@ -141,6 +141,62 @@ pub mod emulators {
             .collect()
     }
 
+    /// Writes and sets up (topic and subscription on the emulator) a
+    /// pipeline file `dir/p.toml` that holds every message until it is
+    /// drained or stopped: the subscription `{name}_sub_{tag}` with leases
+    /// of `lease_s`, `source_extra` lines in `[source]`, windows of a minute
+    /// behind a watermark bound of two days, panes to `dir/panes.ndjson`,
+    /// dead letters to `dir/dead.ndjson`, and an admin server on `port`.
+    pub fn holding_pipeline(dir: &std::path::Path, name: &str, lease_s: u32, source_extra: &str, port: u16) -> std::path::PathBuf {
+        let tag = format!(
+            "{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+        );
+        let text = format!(
+            r#"
+[cloud]
+project = "test-project"
+[source]
+type = "pubsub"
+topic = "{name}_topic_{tag}"
+subscription = "{name}_sub_{tag}"
+ack_deadline_s = {lease_s}
+lease_extension_s = {lease_s}
+{source_extra}
+[windowing]
+window = {{ type = "fixed", size_s = 60 }}
+[watermark]
+mode = "bounded"
+max_out_of_orderness_s = 172800
+idle_timeout_s = 3600
+max_future_s = 315360000
+[sink]
+type = "ndjson"
+path = "{panes}"
+[dead_letters]
+path = "{dead}"
+[admin]
+listen = "127.0.0.1:{port}"
+token = "{name}-test-admin-token"
+"#,
+            panes = dir.join("panes.ndjson").display(),
+            dead = dir.join("dead.ndjson").display(),
+        );
+        let config = dir.join("p.toml");
+        std::fs::write(&config, text).unwrap();
+        runnel::cmd::setup::run(&config).unwrap();
+        config
+    }
+
+    /// The first `n` bundled events, and a file `dir/input.ndjson` holding them.
+    pub fn input_file(dir: &std::path::Path, n: usize) -> (Vec<String>, std::path::PathBuf) {
+        let lines: Vec<String> = crate::flood_it_lines().into_iter().take(n).collect();
+        let input = dir.join("input.ndjson");
+        std::fs::write(&input, lines.join("\n")).unwrap();
+        (lines, input)
+    }
+
     /// Messages the subscription would deliver again, pulled once the ack
     /// deadline of anything left unacknowledged has passed.
     pub fn redelivered(subscription: &str, ack_deadline: Duration) -> usize {

@@ -10,7 +10,7 @@ use runnel::source::pubsub::{PubsubOptions, PubsubSource};
 use runnel::source::Source;
 use runnel_tests::emulators::env;
 use runnel_tests::running::{self, counter, free_port};
-use runnel_tests::{count_per_user_window, flood_it_lines, pane_counts, read_rows, wait_for};
+use runnel_tests::{count_per_user_window, pane_counts, read_rows, wait_for};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -169,50 +169,11 @@ fn paused_pipeline_counts_every_message_once(streams: usize) {
     const MESSAGES: usize = 2_000;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let (panes, dead) = (dir.path().join("panes.ndjson"), dir.path().join("dead.ndjson"));
     // Nothing closes before the drain (a bound of two days), so every
     // message is held throughout, and its lease lapses in the pause.
-    let config = dir.path().join("p.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[cloud]
-project = "test-project"
-[source]
-type = "pubsub"
-topic = "{topic}"
-subscription = "{subscription}"
-ack_deadline_s = 10
-lease_extension_s = 10
-streams = {streams}
-[windowing]
-window = {{ type = "fixed", size_s = 60 }}
-[watermark]
-mode = "bounded"
-max_out_of_orderness_s = 172800
-idle_timeout_s = 3600
-max_future_s = 315360000
-[sink]
-type = "ndjson"
-path = "{panes}"
-[dead_letters]
-path = "{dead}"
-[admin]
-listen = "127.0.0.1:{port}"
-token = "exactly-once-test-token"
-"#,
-            topic = unique("paused_topic"),
-            subscription = unique("paused_sub"),
-            panes = panes.display(),
-            dead = dead.display(),
-        ),
-    )
-    .unwrap();
-    runnel::cmd::setup::run(&config).unwrap();
-    let lines: Vec<String> = flood_it_lines().into_iter().take(MESSAGES).collect();
-    let input = dir.path().join("input.ndjson");
-    std::fs::write(&input, lines.join("\n")).unwrap();
+    let config = runnel_tests::emulators::holding_pipeline(dir.path(), "paused", 10, &format!("streams = {streams}"), port);
+    let (lines, input) = runnel_tests::emulators::input_file(dir.path(), MESSAGES);
+    let (panes, dead) = (dir.path().join("panes.ndjson"), dir.path().join("dead.ndjson"));
 
     let run = running::spawn(&config);
     wait_for("the pipeline's admin server", Duration::from_secs(60), || running::status(port).ok_or("no answer"));

@@ -7,7 +7,7 @@
 
 use runnel_tests::emulators::env;
 use runnel_tests::running::{counter, free_port, spawn as run_pipeline};
-use runnel_tests::{count_per_user_window, flood_it_lines, read_rows, rfc3339_us};
+use runnel_tests::{count_per_user_window, read_rows, rfc3339_us, wait_for};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -33,67 +33,22 @@ fn waiting(config: &std::path::Path) -> usize {
 fn stop_mid_stream() -> Stopped {
     env("PUBSUB_EMULATOR_HOST");
     let dir = tempfile::tempdir().unwrap();
-    let tag =
-        format!("{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
     let port = free_port();
     // Leases of 15 s: a message not handed back would come back only then.
-    let (panes, dead) = (dir.path().join("panes.ndjson"), dir.path().join("dead.ndjson"));
-    let pipeline = format!(
-        r#"
-[cloud]
-project = "test-project"
-[source]
-type = "pubsub"
-topic = "stop_topic_{tag}"
-subscription = "stop_sub_{tag}"
-ack_deadline_s = 15
-lease_extension_s = 15
-[windowing]
-window = {{ type = "fixed", size_s = 60 }}
-[watermark]
-mode = "bounded"
-max_out_of_orderness_s = 172800
-idle_timeout_s = 3600
-max_future_s = 315360000
-[sink]
-type = "ndjson"
-path = "{panes}"
-[dead_letters]
-path = "{dead}"
-[admin]
-listen = "127.0.0.1:{port}"
-token = "stop-test-admin-token"
-"#,
-        panes = panes.display(),
-        dead = dead.display(),
-    );
-    let config = dir.path().join("p.toml");
-    std::fs::write(&config, pipeline).unwrap();
-    runnel::cmd::setup::run(&config).unwrap();
-    let lines: Vec<String> = flood_it_lines().into_iter().take(MESSAGES).collect();
-    let input = dir.path().join("input.ndjson");
-    std::fs::write(&input, lines.join("\n")).unwrap();
+    let config = runnel_tests::emulators::holding_pipeline(dir.path(), "stop", 15, "", port);
+    let (lines, input) = runnel_tests::emulators::input_file(dir.path(), MESSAGES);
     let opts = runnel::cmd::publish::PublishOptions { file: &input, rate: None, repeat: false, limit: None, quiet: true, retime: false };
     assert_eq!(runnel::cmd::publish::run(&config, &opts).unwrap(), MESSAGES as u64);
 
     // Run until every message is held (no window can close: the bound is
     // two days), then SIGTERM.
     let mut run = run_pipeline(&config);
-    let held = || counter(port, "unacked_messages");
-    let until = Instant::now() + Duration::from_secs(180);
-    while held() < MESSAGES as u64 {
-        assert!(Instant::now() < until, "the pipeline held only {} of {MESSAGES} messages", held());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for("every message held", Duration::from_secs(180), || match counter(port, "unacked_messages") {
+        n if n >= MESSAGES as u64 => Ok(()),
+        n => Err(format!("{n} of {MESSAGES} held")),
+    });
     runnel_tests::running::signal(&run, "-TERM");
-    let until = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = run.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < until, "runnel run did not stop within 60 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_for("runnel run to stop after SIGTERM", Duration::from_secs(60), || run.try_wait().unwrap().ok_or("running"));
     let mut log = String::new();
     std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut log).unwrap();
     assert!(status.success(), "exit 0 after a graceful stop: {status:?}\n{log}");
@@ -109,13 +64,12 @@ token = "stop-test-admin-token"
     // with a plain gRPC client too; the rest come back when their lease
     // ends. On Google Cloud a nack is an immediate redelivery. Without the
     // hand-back, none would show for 15 s.)
-    let stopped = Instant::now();
-    let mut back = waiting(&config);
-    while back == 0 && stopped.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(200));
-        back = waiting(&config);
-    }
-    assert!(back > 0, "held messages are back in the subscription within 5 s of the stop (leases are 15 s)");
+    wait_for("held messages back in the subscription within 5 s of the stop (leases are 15 s)", Duration::from_secs(5), || {
+        match waiting(&config) {
+            0 => Err("none waiting"),
+            _ => Ok(()),
+        }
+    });
 
     Stopped { dir, config, lines, port }
 }

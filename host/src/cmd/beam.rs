@@ -24,21 +24,45 @@ fn pythons() -> Vec<PathBuf> {
     found
 }
 
-fn has_runnel_beam(python: &Path) -> bool {
-    Command::new(python).args(["-c", "import runnel_beam._bridge"]).output().is_ok_and(|o| o.status.success())
+/// What a Python has: runnel_beam and Apache Beam, runnel_beam only (the
+/// base wheel, without its `beam` extra), or neither.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Has {
+    Both,
+    RunnelBeamOnly,
+    Neither,
+}
+
+/// Looks without importing (runnel_beam imports Beam when it loads).
+fn probe(python: &Path) -> Has {
+    const PROBE: &str = "import importlib.util as u, sys\n\
+                         sys.exit(2 if u.find_spec('runnel_beam') is None else 0 if u.find_spec('apache_beam') else 3)";
+    match Command::new(python).args(["-c", PROBE]).output().ok().and_then(|o| o.status.code()) {
+        Some(0) => Has::Both,
+        Some(3) => Has::RunnelBeamOnly,
+        _ => Has::Neither,
+    }
 }
 
 /// Runs `python -m runnel_beam --config CONFIG BEAM_ARGS...`; returns its
 /// exit code.
 pub fn run(config: &Path, beam_args: &[String]) -> Result<i32> {
-    let Some(python) = pythons().into_iter().find(|p| has_runnel_beam(p)) else {
+    let found: Vec<(PathBuf, Has)> = pythons().into_iter().map(|p| (probe(&p), p)).map(|(h, p)| (p, h)).collect();
+    let Some((python, _)) = found.iter().find(|(_, h)| *h == Has::Both) else {
+        if let Some((python, _)) = found.iter().find(|(_, h)| *h == Has::RunnelBeamOnly) {
+            bail!(
+                "{} has runnel_beam but not Apache Beam: install the wheel's Beam extra into the same \
+                 virtualenv (pip install 'runnel[beam]', or pip install 'target/wheels/runnel-*.whl[beam]')",
+                python.display()
+            );
+        }
         bail!(
-            "no Python with runnel_beam was found: install the runnel wheel into a virtualenv \
-             (scripts/wheel.sh, then pip install target/wheels/runnel-*.whl) and run its runnel, \
-             or run scripts/beam.sh setup in the repository, or set RUNNEL_BEAM_PYTHON"
+            "no Python with runnel_beam was found: install the runnel wheel with its Beam extra into a \
+             virtualenv (scripts/wheel.sh, then pip install 'target/wheels/runnel-*.whl[beam]') and run its \
+             runnel, or run scripts/beam.sh setup in the repository, or set RUNNEL_BEAM_PYTHON"
         );
     };
-    let status = Command::new(&python)
+    let status = Command::new(python)
         .args(["-m", "runnel_beam", "--config"])
         .arg(config)
         .args(beam_args)

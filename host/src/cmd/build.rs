@@ -8,6 +8,8 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::plugin::contract::Kind;
+
 /// The componentize-py release Python plugins are built with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.0";
 
@@ -73,8 +75,8 @@ pub fn python(dir: &Path, out: &Path) -> Result<PathBuf> {
     let app = std::fs::read_to_string(dir.join("app.py")).with_context(|| format!("cannot read {}/app.py", dir.display()))?;
     let exports = |name: &str| app.lines().any(|l| l.strip_prefix(name).is_some_and(|rest| rest.trim_start().starts_with('=')));
     let world = match (exports("Transformer"), exports("Aggregator")) {
-        (true, false) => "transform",
-        (false, true) => "aggregate",
+        (true, false) => Kind::Transform.world(),
+        (false, true) => Kind::Aggregate.world(),
         (true, true) => bail!("{}/app.py exports both a Transformer and an Aggregator: one plugin is one of the two", dir.display()),
         (false, false) => bail!(
             "{}/app.py exports nothing: end it with `Transformer = export(YourTransform)` or `Aggregator = export(YourAggregate)`",

@@ -5,12 +5,13 @@ use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 use super::admin_client;
+use crate::plugin::contract::Kind;
 use crate::plugin::reload::Outcome;
 
 /// One outcome as the admin server answers it (`ReloadOutcome` on the wire).
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct Answer {
-    pub kind: String,
+    pub kind: Kind,
     pub plugin: String,
     pub outcome: Outcome,
     pub message: String,
@@ -37,7 +38,7 @@ pub struct ReloadOptions {
 pub fn run(opts: &ReloadOptions) -> Result<Vec<Answer>> {
     let (base, token) = admin_client::connect(&opts.config, opts.admin.as_deref())?;
     let mut outcomes = Vec::new();
-    let uploads: Vec<_> = [("transform", &opts.transform), ("aggregate", &opts.aggregate)]
+    let uploads: Vec<_> = [(Kind::Transform, &opts.transform), (Kind::Aggregate, &opts.aggregate)]
         .into_iter()
         .filter_map(|(k, p)| p.as_ref().map(|p| (k, p)))
         .collect();

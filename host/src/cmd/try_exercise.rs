@@ -8,6 +8,7 @@ use anyhow::Result;
 use std::path::PathBuf;
 
 use crate::grade::{self, report, Scorecard, Which};
+use crate::plugin::contract::Kind;
 use crate::plugin::runtime::PluginRuntime;
 use crate::plugin::PluginSource;
 
@@ -32,12 +33,12 @@ pub fn run(opts: &TryOptions) -> Result<Scorecard> {
             println!("not swapped into the running pipeline: make every case pass first (or use --force)");
             return Ok(card);
         }
-        let kind = exercise.kind.world();
+        let kind = exercise.kind;
         let reload = super::reload::ReloadOptions {
             config: config.clone(),
             admin: opts.admin.clone(),
-            transform: (kind == "transform").then(|| wasm.clone()),
-            aggregate: (kind == "aggregate").then(|| wasm.clone()),
+            transform: (kind == Kind::Transform).then(|| wasm.clone()),
+            aggregate: (kind == Kind::Aggregate).then(|| wasm.clone()),
         };
         for o in super::reload::run(&reload)? {
             println!("running pipeline: {o}");

@@ -144,11 +144,7 @@ impl Exercise {
 
     fn parse(name: &str, definition: &str, visible: &str, held: &str) -> Result<Exercise> {
         let def: Definition = toml::from_str(definition).context("exercise.toml")?;
-        let kind = match def.kind.as_str() {
-            "transform" => Kind::Transform,
-            "aggregate" => Kind::Aggregate,
-            other => bail!("exercise.toml: kind is \"transform\" or \"aggregate\", not {other:?}"),
-        };
+        let kind: Kind = def.kind.parse().map_err(|e| anyhow::anyhow!("exercise.toml: {e}"))?;
         let cases = parse_cases;
         Ok(Exercise {
             name: name.to_string(),

@@ -60,6 +60,11 @@ use output::Output;
 use transform::{TransformStage, Transformed};
 use windowing::{Element, WindowStage};
 
+/// A turn of the run loop longer than this is a stall of the process (see
+/// `WatermarkEstimator::not_running_for`): a turn is a source poll of at
+/// most 200 ms and one batch, whose plugin calls have their own budget.
+const STALL_US: i64 = 5_000_000;
+
 /// A configured, ready-to-run pipeline.
 pub struct Pipeline {
     reloader: Reloader,
@@ -221,6 +226,7 @@ impl Pipeline {
         let started = Instant::now();
         self.window.run_started_us = now_us();
         let mut drained = false;
+        let mut last_tick = now_us();
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 self.flush()?;
@@ -238,6 +244,13 @@ impl Pipeline {
             self.telemetry.latency.source.observe(reading.elapsed());
             self.apply_reloads()?;
             let now = now_us();
+            // One turn of this loop takes a poll (200 ms) and a batch; one
+            // that took far longer means the process did not run (paused,
+            // starved), and that is not time the input was quiet.
+            if now - last_tick > STALL_US {
+                self.window.watermark.not_running_for(now - last_tick);
+            }
+            last_tick = now;
             self.window.engine.advance_processing_time(now);
             let (elements, late) = (self.telemetry.counters.elements, self.telemetry.counters.late);
             self.process_batch(&mut batch, now)?;
@@ -445,9 +458,9 @@ impl Pipeline {
             // Once on the terminal: a refusal is a warning in the log; a swap
             // is a plain line (and an info record for structured logs).
             if outcome.outcome == Outcome::Refused {
-                tracing::warn!(kind = outcome.kind, plugin = %outcome.plugin, "refused: {}", outcome.message);
+                tracing::warn!(kind = %outcome.kind, plugin = %outcome.plugin, "refused: {}", outcome.message);
             } else {
-                tracing::info!(kind = outcome.kind, plugin = %outcome.plugin, outcome = %outcome.outcome, "{}", outcome.message);
+                tracing::info!(kind = %outcome.kind, plugin = %outcome.plugin, outcome = %outcome.outcome, "{}", outcome.message);
                 eprintln!("{} {} {}: {}", outcome.kind, outcome.plugin, outcome.outcome, outcome.message);
             }
             self.status.record(outcome.clone());

@@ -165,7 +165,7 @@ impl TransformStage {
                 (bad.source.label(), message, Some(bad))
             }
         };
-        let outcome = ReloadOutcome { kind: Kind::Transform.world(), plugin: bad, outcome: Outcome::Quarantined, message, load_ms: 0.0 };
+        let outcome = ReloadOutcome { kind: Kind::Transform, plugin: bad, outcome: Outcome::Quarantined, message, load_ms: 0.0 };
         Some((outcome, retired))
     }
 }

@@ -12,11 +12,31 @@ pub const CONTRACT_VERSION: &str = "0.2.0";
 pub const TRANSFORM_EXPORT: &str = "runnel:plugin/transformer@0.2.0";
 pub const AGGREGATE_EXPORT: &str = "runnel:plugin/aggregator@0.2.0";
 
-/// The two plugin kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The two plugin kinds. Their names ("transform", "aggregate": the WIT
+/// worlds) are written here only: parsed with `FromStr` (or serde) at the
+/// edge (HTTP, exercise files), printed with `Display`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Transform,
     Aggregate,
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        [Kind::Transform, Kind::Aggregate]
+            .into_iter()
+            .find(|k| k.world() == name)
+            .ok_or_else(|| format!("a plugin kind is \"transform\" or \"aggregate\", not {name:?}"))
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.world())
+    }
 }
 
 impl Kind {

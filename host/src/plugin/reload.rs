@@ -67,7 +67,7 @@ impl std::fmt::Display for Outcome {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ReloadOutcome {
     /// `transform` or `aggregate`.
-    pub kind: &'static str,
+    pub kind: Kind,
     /// The new version: `name@hash`.
     pub plugin: String,
     pub outcome: Outcome,
@@ -104,7 +104,7 @@ pub struct Loaded {
 impl Loaded {
     /// What happened, for the requester and the history.
     pub fn outcome(&self, outcome: Outcome, message: String) -> ReloadOutcome {
-        ReloadOutcome { kind: self.kind.world(), plugin: self.label.clone(), outcome, message, load_ms: self.load_time.as_secs_f64() * 1e3 }
+        ReloadOutcome { kind: self.kind, plugin: self.label.clone(), outcome, message, load_ms: self.load_time.as_secs_f64() * 1e3 }
     }
 
     /// Tells the requester (if any) what happened.

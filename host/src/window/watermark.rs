@@ -134,6 +134,18 @@ impl WatermarkEstimator {
         }
     }
 
+    /// The pipeline did not run for `gap_us` (a paused or starved process,
+    /// a closed laptop lid): that is not quiet time, since nothing could be
+    /// seen to arrive, and the source has likely kept what was published
+    /// meanwhile; the idle clock resumes where it stood. Without this a
+    /// 90 s pause advanced the watermark past everything published in it,
+    /// and each such message became a late pane of its own.
+    pub fn not_running_for(&mut self, gap_us: i64) {
+        if self.last_arrival != i64::MIN {
+            self.last_arrival = self.last_arrival.saturating_add(gap_us.max(0));
+        }
+    }
+
     /// The watermark at processing time `now`.
     pub fn current(&self, now: i64) -> i64 {
         let Some(bound) = self.bound else {
@@ -223,6 +235,19 @@ mod tests {
         assert_eq!(w.current(1), 95_000_000);
         // Quiet for 12 s: 2 s past the idle timeout.
         assert_eq!(w.current(12_000_000), 102_000_000);
+    }
+
+    #[test]
+    fn time_the_pipeline_did_not_run_is_not_quiet_time() {
+        let spec =
+            WatermarkSpec::Bounded { max_out_of_orderness_s: 5.0, idle_timeout_s: Some(10.0), startup_hold_s: None, max_future_s: 300.0 };
+        let mut w = WatermarkEstimator::new(&spec).unwrap();
+        w.observe(100_000_000, 0);
+        // Paused from 1 s to 91 s: on waking, 91 s have passed, but only
+        // 1 s of them was spent waiting for input.
+        w.not_running_for(90_000_000);
+        assert_eq!(w.current(91_000_000), 95_000_000, "not idle: the bound still holds");
+        assert_eq!(w.current(102_000_000), 102_000_000, "idle once 11 s of running time were quiet");
     }
 
     #[test]
