@@ -3,7 +3,7 @@
 # rustup and the Google Cloud CLI). It installs what is missing, starts what
 # the tests need (the Pub/Sub and BigQuery emulators), and stops exactly
 # what it started, whatever happens. Each phase prints its wall time at the
-# end (and so does every test binary), so a slow one shows in every log.
+# end (the test phase, each test binary's), so a slow one shows in every log.
 #
 #   scripts/test.sh              # everything (CI runs this: .ci/run)
 #   scripts/test.sh --quick      # the inner loop: fmt, clippy, and every test
@@ -30,18 +30,12 @@ EMULATORS=
 finish() {
   local status=$?
   if [ -n "$EMULATORS" ]; then scripts/emulators.sh stop || true; fi
-  if [ -f target/test-logs/binaries.txt ]; then
-    echo "test binaries (wall time each, from cargo's own report):" >&2
-    sed 's/^/  /' target/test-logs/binaries.txt >&2
-  fi
   echo "phases (wall time):" >&2
   printf '  %s\n' "${PHASES[@]}" >&2
   printf '  %-40s %5d s\n' "total" "$SECONDS" >&2
   exit "$status"
 }
 trap finish EXIT
-mkdir -p target/test-logs
-rm -f target/test-logs/binaries.txt
 
 # The toolchain comes from rust-toolchain.toml; a toolchain installed before
 # that file named the wasm target lacks it (host/build.rs adds it too).
@@ -60,29 +54,23 @@ phase "build (tests, debug)" cargo test --locked "${CRATES[@]}" --no-run
 NEEDS_EMULATORS=(cloud crash exactly_once stop workshop)
 NEEDS_BEAM=(beam)
 NEEDS_BROWSER=(dashboard)
+NEEDS_PYTHON_BUILDER=(python)
 
-# Runs cargo test with the given arguments, its output kept, and notes
-# each test binary's wall time (cargo prints "finished in" per binary).
-cargo_test() {
-  local log=target/test-logs/cargo-test-$((${#PHASES[@]})).log
-  local status=0
-  cargo test --locked "$@" 2>&1 | tee "$log" || status=$?
-  awk '/^     Running /{name=$2} /^   Doc-tests /{name="doc-tests " $2} /^test result:/{for(i=1;i<=NF;i++) if($i=="in") printf "%-40s %8s\n", name, $(i+1)}' \
-    "$log" >> target/test-logs/binaries.txt
-  return "$status"
+# The test binaries, as `cargo test` runs them, except that those that
+# mostly wait on the emulators run at the same time as the rest
+# (scripts/run-tests.py): each binary's wall time and a closing count.
+WAITING=crash,workshop,stop,exactly_once,cloud
+run_tests() { # [--parallel A,B] [--skip C,D] -- FILTER...
+  local own=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do own+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  python3 scripts/run-tests.py "${own[@]}" -- "${CRATES[@]}" -- "$@"
 }
 
 if [ -n "$QUICK" ]; then
-  echo "skipped by --quick: ${NEEDS_EMULATORS[*]} (need the Pub/Sub and BigQuery emulators), ${NEEDS_BEAM[*]} (needs Apache Beam), ${NEEDS_BROWSER[*]} (needs Chromium); the smoke benchmarks and the wheel" >&2
-  targets=(--lib --bins)
-  for f in host/tests/*.rs tests/tests/*.rs; do
-    name=$(basename "$f" .rs)
-    case " ${NEEDS_EMULATORS[*]} ${NEEDS_BEAM[*]} ${NEEDS_BROWSER[*]} " in
-      *" $name "*) ;;
-      *) targets+=(--test "$name") ;;
-    esac
-  done
-  phase "tests (quick)" cargo_test "${CRATES[@]}" "${targets[@]}" "$@"
+  echo "skipped by --quick: ${NEEDS_EMULATORS[*]} (need the Pub/Sub and BigQuery emulators), ${NEEDS_BEAM[*]} (needs Apache Beam), ${NEEDS_BROWSER[*]} (needs Chromium), ${NEEDS_PYTHON_BUILDER[*]} (builds every Python plugin with componentize-py); the smoke benchmarks and the wheel" >&2
+  skip=$(IFS=,; echo "${NEEDS_EMULATORS[*]},${NEEDS_BEAM[*]},${NEEDS_BROWSER[*]},${NEEDS_PYTHON_BUILDER[*]}")
+  phase "tests (quick)" run_tests --skip "$skip" -- "$@"
   exit 0
 fi
 
@@ -116,7 +104,7 @@ export PUBSUB_EMULATOR_HOST BIGQUERY_EMULATOR_HOST RUNNEL_TEST_PROJECT
 # Unit, integration and end-to-end tests of the host, the event format and the SDK,
 # the plugins (as WebAssembly, built by host/build.rs), the Beam conformance
 # replays, and the workshop path against the emulators.
-phase tests cargo_test "${CRATES[@]}" "$@"
+phase tests run_tests --parallel "$WAITING" -- "$@"
 
 # The benchmarks in smoke mode (small sizes, targets not judged), so every
 # case keeps working; `scripts/bench.sh` runs them in full (BENCHMARKS.md).

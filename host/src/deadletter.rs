@@ -247,6 +247,7 @@ impl DeadLetters {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        crate::files::check_output(path, "the dead-letter file ([dead_letters] path)")?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -298,8 +299,10 @@ impl DeadLetters {
             },
         );
         let line = serde_json::to_vec(&record)?;
-        self.out.write_all(&line)?;
-        self.out.write_all(b"\n")?;
+        let path = &self.path;
+        let named = |e: std::io::Error| anyhow::Error::new(e).context(format!("cannot write dead letters to {}", path.display()));
+        self.out.write_all(&line).map_err(named)?;
+        self.out.write_all(b"\n").map_err(named)?;
         self.dirty = true;
         if let Some(t) = &mut self.topic {
             let message = google_cloud_pubsub::model::Message::new()

@@ -14,7 +14,8 @@
 //! - [`batch`]: the event batch (events packed into one buffer), what
 //!   sources produce and plugins read;
 //! - [`source`]: where events come from (file, synthetic, Pub/Sub), with
-//!   provenance;
+//!   provenance; `source::dedup` counts a Pub/Sub message once however
+//!   often it is delivered;
 //! - [`ack`]: when an input message may be acknowledged;
 //! - [`decode`]: the host's one-pass native read of an event's key, event
 //!   time and the fields a transform declared (`decode::Reader`);
@@ -35,6 +36,9 @@
 //! - [`late_share`]: the share of recent events dropped as late, and the
 //!   warning that names what to change;
 //! - [`ndjson`]: reading NDJSON files (dead letters, panes, goldens);
+//! - [`files`]: the files a pipeline file names, read and opened so that a
+//!   wrong one is an error naming it (a plugin only from a regular file of
+//!   bounded size, no output to a FIFO), a leaf module;
 //! - [`pipeline`]: the driver loop over stages that own their state:
 //!   `ingest` (source, size limit, acknowledgements), `transform` (plugin
 //!   versions, quarantine, native stand-in), `windowing` (event time
@@ -69,6 +73,7 @@ pub mod cmd;
 pub mod config;
 pub mod deadletter;
 pub mod decode;
+pub mod files;
 pub mod grade;
 pub mod late_share;
 pub mod metrics;

@@ -70,3 +70,46 @@ fn a_bad_config_exits_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("hourly") && err.contains("p.toml"), "{err}");
 }
+
+#[test]
+fn a_fifo_or_a_device_as_plugin_or_dead_letter_file_is_refused_at_once_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("plugin.wasm");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"user_pseudo_id\":\"u\",\"event_timestamp\":1533279652346001}\n").unwrap();
+    let run = |transform: &str, dead: &str| {
+        let cfg = dir.path().join("p.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[source]\ntype = \"file\"\npath = \"{}\"\n[transform]\nplugin = \"{transform}\"\n\
+                 [sink]\ntype = \"null\"\n[dead_letters]\npath = \"{dead}\"\n",
+                input.display()
+            ),
+        )
+        .unwrap();
+        // Before, a FIFO hung the start with no message.
+        let mut child = runnel().args(["run", "--config"]).arg(&cfg).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > until {
+                child.kill().unwrap();
+                panic!("runnel run with plugin {transform} and dead letters {dead} still runs after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let dead = dir.path().join("dead.ndjson");
+    let err = run(&fifo.display().to_string(), &dead.display().to_string());
+    assert!(err.contains("plugin.wasm is not a regular file (a FIFO)"), "{err}");
+    let err = run("/dev/zero", &dead.display().to_string());
+    assert!(err.contains("plugin /dev/zero is not a regular file (a character device)"), "{err}");
+    let dead_fifo = dir.path().join("dead-fifo.ndjson");
+    assert!(Command::new("mkfifo").arg(&dead_fifo).status().unwrap().success());
+    let err = run("identity", &dead_fifo.display().to_string());
+    assert!(err.contains("dead-fifo.ndjson is a FIFO"), "{err}");
+}

@@ -18,8 +18,9 @@
 //!   built beforehand so the swap lands mid-stream.
 //!
 //! It uses the workshop's own names (topic, subscription, dataset, admin
-//! port 9464) and its dead-letter file `out/dead-letters.ndjson`, and
-//! deletes them first, so it runs alone in this file.
+//! port 9464), its dead-letter file `out/dead-letters.ndjson` and its
+//! journal of acknowledged ids `out/acknowledged-ids`, and deletes them
+//! first, so it runs alone in this file.
 
 use runnel_tests::emulators::{env as emulator, query};
 use runnel_tests::{flood_it_lines, repo_root, runnel_binary};
@@ -128,6 +129,7 @@ fn forget_the_workshop_resources() {
     let _ = ureq::delete(&format!("http://{ps}/v1/projects/test-project/topics/dj-pubsub-topic")).call();
     let _ = ureq::delete(&format!("http://{bq}/bigquery/v2/projects/test-project/datasets/data_journey?deleteContents=true")).call();
     let _ = std::fs::remove_file(repo_root().join("out/dead-letters.ndjson"));
+    let _ = std::fs::remove_file(repo_root().join("out/acknowledged-ids"));
 }
 
 struct Killed(Child);

@@ -52,13 +52,8 @@ impl PluginSource {
 
     /// Reads a `.wasm` file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| {
-            format!(
-                "cannot read plugin {}: check the path, or build the plugin with \
-                 `cargo build --release --target wasm32-wasip2`",
-                path.display()
-            )
-        })?;
+        let bytes = crate::files::read_regular(path, "plugin", crate::files::MAX_PLUGIN_BYTES)
+            .context("build the plugin with `cargo build --release --target wasm32-wasip2` (or `runnel build DIR`)")?;
         Ok(Self::from_bytes(path.display().to_string(), bytes))
     }
 

@@ -32,6 +32,7 @@ impl NdjsonSink {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        crate::files::check_output(path, "the output file ([sink] path)")?;
         let mut options = std::fs::OpenOptions::new();
         options.create(true);
         if durable {

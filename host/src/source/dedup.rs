@@ -135,6 +135,7 @@ impl Journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder of [source] dedup_file {}", path.display()))?;
         }
+        crate::files::check_output(path, "[source] dedup_file")?;
         let mut bytes = Vec::new();
         match std::fs::File::open(path) {
             Ok(mut f) => {
