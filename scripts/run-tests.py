@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 RESULT = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored")
@@ -83,11 +84,18 @@ def main():
 
     bins = [b for b in executables(crate_args) if b[0] not in skip]
     waiting = {}
+    ended = {}  # label: when its process ended (a thread waits for each)
+
+    def note_end(label, proc):
+        proc.wait()
+        ended[label] = time.monotonic()
+
     for label, exe, folder in bins:
         if label in parallel:
             log = open(os.path.join(logs, f"{label}.log"), "w")
             proc = subprocess.Popen([exe, *filters], cwd=folder, env=env_for(folder), stdout=log, stderr=subprocess.STDOUT)
             waiting[label] = (proc, log, time.monotonic())
+            threading.Thread(target=note_end, args=(label, proc), daemon=True).start()
     if waiting:
         print(f"running at the same time as the rest (output when each ends): {', '.join(waiting)}", flush=True)
 
@@ -110,7 +118,9 @@ def main():
     for label, (proc, log, start) in waiting.items():
         proc.wait()
         log.close()
-        took = time.monotonic() - start
+        while label not in ended:  # its thread notes the time right after the wait
+            time.sleep(0.01)
+        took = ended[label] - start
         with open(log.name) as f:
             text = f.read()
         print(f"     Ran {label} (at the same time as the rest, {took:.0f} s)")

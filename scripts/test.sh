@@ -86,6 +86,7 @@ fi
 # that no test shares the machine with a build (the first creates the
 # builder's virtualenv: componentize-py from PyPI).
 python_guests() {
+  local dir name
   for dir in guest-transforms/python/{examples,exercises,solutions,test-guests}/*/; do
     name=$(basename "$(dirname "$dir")")-$(basename "$dir")
     target/debug/runnel build "$dir" -o "target/test-artifacts/python/$name.wasm" >/dev/null
