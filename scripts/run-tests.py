@@ -84,18 +84,19 @@ def main():
 
     bins = [b for b in executables(crate_args) if b[0] not in skip]
     waiting = {}
-    ended = {}  # label: when its process ended (a thread waits for each)
+    ended = {}  # label: (when its process ended, its exit status); a thread waits for each
 
     def note_end(label, proc):
-        proc.wait()
-        ended[label] = time.monotonic()
+        status = proc.wait()
+        ended[label] = (time.monotonic(), status)
 
     for label, exe, folder in bins:
         if label in parallel:
             log = open(os.path.join(logs, f"{label}.log"), "w")
             proc = subprocess.Popen([exe, *filters], cwd=folder, env=env_for(folder), stdout=log, stderr=subprocess.STDOUT)
-            waiting[label] = (proc, log, time.monotonic())
-            threading.Thread(target=note_end, args=(label, proc), daemon=True).start()
+            waiter = threading.Thread(target=note_end, args=(label, proc), daemon=True)
+            waiter.start()
+            waiting[label] = (waiter, log, time.monotonic())
     if waiting:
         print(f"running at the same time as the rest (output when each ends): {', '.join(waiting)}", flush=True)
 
@@ -115,17 +116,16 @@ def main():
         proc = subprocess.run(["cargo", "test", "--locked", *crate_args, "--doc"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         sys.stdout.write(proc.stdout)
         results.append(("doc-tests", time.monotonic() - start, proc.returncode, *counts(proc.stdout)))
-    for label, (proc, log, start) in waiting.items():
-        proc.wait()
+    for label, (waiter, log, start) in waiting.items():
+        waiter.join()  # the process has ended, and its end is noted
         log.close()
-        while label not in ended:  # its thread notes the time right after the wait
-            time.sleep(0.01)
-        took = ended[label] - start
+        end, status = ended[label]
+        took = end - start
         with open(log.name) as f:
             text = f.read()
         print(f"     Ran {label} (at the same time as the rest, {took:.0f} s)")
         sys.stdout.write(text)
-        results.append((label, took, proc.returncode, *counts(text)))
+        results.append((label, took, status, *counts(text)))
 
     print("\ntest binaries (wall time, result):")
     for label, took, status, passed, failed, ignored in results:

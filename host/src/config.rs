@@ -162,26 +162,26 @@ impl SourceConfig {
 /// The most streaming pulls one source opens (the official clients open 5-10).
 pub const MAX_STREAMS: usize = 16;
 
-fn default_dedup_window_s() -> f64 {
+pub(crate) fn default_dedup_window_s() -> f64 {
     600.0
 }
-fn default_dedup_max_ids() -> usize {
+pub(crate) fn default_dedup_max_ids() -> usize {
     1_000_000
 }
-fn default_streams() -> usize {
+pub(crate) fn default_streams() -> usize {
     1
 }
 
-fn default_max_outstanding_messages() -> i64 {
+pub(crate) fn default_max_outstanding_messages() -> i64 {
     50_000
 }
-fn default_max_outstanding_mib() -> i64 {
+pub(crate) fn default_max_outstanding_mib() -> i64 {
     256
 }
 fn default_ack_deadline_s() -> i32 {
     60
 }
-fn default_lease_extension_s() -> u64 {
+pub(crate) fn default_lease_extension_s() -> u64 {
     20
 }
 

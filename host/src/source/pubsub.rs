@@ -76,20 +76,23 @@ struct Held {
 }
 
 impl PubsubOptions {
-    /// The settings a `[source] type = "pubsub"` with only a subscription has.
+    /// The settings a `[source] type = "pubsub"` with only a subscription
+    /// has (the pipeline file's defaults, from `config`).
     pub fn new(subscription: impl Into<String>) -> Self {
+        use crate::config as c;
         Self {
             subscription: subscription.into(),
-            max_outstanding_messages: 50_000,
-            max_outstanding_bytes: 256 << 20,
+            max_outstanding_messages: c::default_max_outstanding_messages(),
+            max_outstanding_bytes: c::default_max_outstanding_mib() << 20,
             stop_when_idle: None,
-            lease_extension: Duration::from_secs(20),
+            lease_extension: Duration::from_secs(c::default_lease_extension_s()),
+            // The client library's own default.
             max_lease: Duration::from_secs(3600),
             id_attribute: None,
-            dedup_window: Duration::from_secs(600),
-            dedup_max_ids: 1_000_000,
+            dedup_window: Duration::from_secs_f64(c::default_dedup_window_s()),
+            dedup_max_ids: c::default_dedup_max_ids(),
             dedup_file: None,
-            streams: 1,
+            streams: c::default_streams(),
         }
     }
 }
